@@ -1,0 +1,90 @@
+"""Command lines for flows, generated from their pydantic parameter models.
+
+Every field becomes an option with the field's own name (`--top_n`, or `--top-n`);
+fields of nested models are reached with a dot (`--model.loss warp`, `--gate.min_lift 0.1`).
+Values are validated by the same model the Prefect UI uses, so both refuse the same input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    leaves = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            leaves += _leaf_fields(annotation, f"{prefix}{name}.")
+        else:
+            leaves.append((f"{prefix}{name}", annotation, field))
+    return leaves
+
+
+def _converter(annotation: Any) -> tuple[Any, list | None]:
+    """argparse type and choices for an annotation (Optional[...] unwrapped)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _converter(inner[0])
+    if origin is Literal:
+        return str, list(typing.get_args(annotation))
+    if annotation in (int, float, str, Path):
+        return annotation, None
+    return str, None
+
+
+def build_parser(model: type[BaseModel], prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    defaults = model()
+    for dotted, annotation, field in _leaf_fields(model):
+        default: Any = defaults
+        for part in dotted.split("."):
+            default = getattr(default, part)
+        help_text = f"{field.description or ''} (default: {default})".strip()
+        names = [f"--{dotted}"]
+        if "_" in dotted:
+            names.append(f"--{dotted.replace('_', '-')}")
+        if annotation is bool:
+            parser.add_argument(
+                *names, dest=dotted, action=argparse.BooleanOptionalAction, help=help_text
+            )
+            continue
+        kind, choices = _converter(annotation)
+        parser.add_argument(
+            *names, dest=dotted, type=kind, choices=choices, help=help_text, metavar=None
+        )
+    return parser
+
+
+def parse_params(
+    model: type[M], argv: list[str] | None, prog: str, description: str
+) -> M:
+    """Parse argv into a validated model; on bad input print the field and rule, exit 2."""
+    parser = build_parser(model, prog, description)
+    namespace = vars(parser.parse_args(argv))
+    nested: dict[str, Any] = {}
+    for dotted, value in namespace.items():
+        if value is None:
+            continue
+        target = nested
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    try:
+        return model.model_validate(nested)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+        )
+        parser.error(problems)
+        raise  # unreachable: parser.error exits

@@ -1,0 +1,130 @@
+"""The nightly flow: extract → validate → features → split → train → evaluate → gate → publish.
+
+    python -m flows.nightly --help
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from prefect import flow, runtime
+from pydantic import BaseModel
+
+from flows.cli import parse_params
+from flows.params import NightlyParams
+from tasks.dataset import DatasetSpec
+from tasks.evaluate import evaluate_candidates
+from tasks.extract import SourceError, extract_sql
+from tasks.features import build_features
+from tasks.gate import gate
+from tasks.publish import publish
+from tasks.run_context import RunFolder
+from tasks.run_report import metrics_document, write_run_metrics
+from tasks.settings import get_settings
+from tasks.split import split_events
+from tasks.train import HYBRID, POPULARITY, train_candidates
+from tasks.validate import DataValidationError, validate_snapshot
+
+
+class GateRefusedError(RuntimeError):
+    """The candidate did not beat the baseline: nothing was published."""
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    run_folder: Path
+    counts: dict[str, int]
+    metrics: dict[str, dict[str, float]]
+    gate_passed: bool
+    gate_reasons: list[str]
+    published_version: str | None = None
+    published_path: Path | None = None
+
+    def render(self) -> str:
+        lines = [
+            f"run {self.run_id} ({self.run_folder})",
+            "data: " + ", ".join(f"{n:,} {table}" for table, n in self.counts.items()),
+        ]
+        for name, m in self.metrics.items():
+            lines.append(
+                f"{name:>16}: NDCG@10 {m['NDCG@10']:.4f}  HR@10 {m['HR@10']:.4f}  "
+                f"precision@10 {m['precision@10']:.4f}  recall@10 {m['recall@10']:.4f}"
+            )
+        lines.append(f"gate: {'PASSED' if self.gate_passed else 'REFUSED'}")
+        lines += [f"  - {reason}" for reason in self.gate_reasons]
+        if self.published_path:
+            lines.append(f"published: {self.published_path} (version {self.published_version})")
+        else:
+            lines.append("published: nothing (the previous `latest` stays)")
+        return "\n".join(lines)
+
+
+@flow(name="nightly")
+def nightly(params: NightlyParams | None = None) -> RunSummary:
+    """Turn the shop's data into published top-N recommendations, if the model earns it."""
+    params = params or NightlyParams()
+    run = RunFolder.new(params.data_root, runtime.flow_run.id)
+    dataset = DatasetSpec.from_toml(params.dataset_config)
+    source = params.source_url or get_settings().default_source_url(params.data_root)
+
+    snapshot = extract_sql(source, run)
+    validate_snapshot(snapshot)
+    features = build_features(snapshot, dataset, run)
+    split = split_events(snapshot, dataset, run)
+    training = dict(
+        snapshot=snapshot,
+        features=features,
+        dataset=dataset,
+        lightfm=params.model,
+        popularity_half_life_days=params.popularity_half_life_days,
+        seed=params.seed,
+        num_threads=params.num_threads,
+        run=run,
+    )
+    candidates = train_candidates(split.train_events, **training)
+    metrics = evaluate_candidates(candidates, split, snapshot, dataset)
+    decision = gate(metrics, HYBRID, POPULARITY, params.gate)
+    document = metrics_document(metrics, decision, split, snapshot, run)
+    write_run_metrics(document, run)
+
+    summary = RunSummary(
+        run_id=run.run_id,
+        run_folder=run.path,
+        counts=snapshot.counts,
+        metrics={name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()},
+        gate_passed=decision.passed,
+        gate_reasons=decision.reasons,
+    )
+    if not decision.passed:
+        raise GateRefusedError(summary.render())
+
+    # The gate judged the model trained without the test purchases; the published one
+    # is refit with the same settings on everything, so the latest purchases count too.
+    final = train_candidates(snapshot.tables["events"], **training, stage="final")
+    publication = publish(
+        final[HYBRID].vectors, snapshot, dataset, document, params.top_n, params.data_root
+    )
+    summary.published_version = publication.version
+    summary.published_path = publication.recommendations
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    params = parse_params(
+        NightlyParams,
+        argv,
+        prog="python -m flows.nightly",
+        description="Run the nightly recommendation pipeline once.",
+    )
+    try:
+        summary = nightly(params)
+    except (GateRefusedError, DataValidationError, SourceError) as error:
+        print(error, file=sys.stderr)
+        return 3 if isinstance(error, GateRefusedError) else 1
+    print(summary.render())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""Small typed objects that travel between tasks: paths and counts, never big tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+TABLES: tuple[str, ...] = ("users", "products", "events")
+
+
+class RunFolder(BaseModel):
+    """Where one nightly run keeps everything it reads and writes: data/runs/<run_id>/."""
+
+    data_root: Path
+    run_id: str
+
+    @classmethod
+    def new(cls, data_root: Path, flow_run_id: str | None = None) -> RunFolder:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        run_id = f"{stamp}-{flow_run_id[:8]}" if flow_run_id else stamp
+        folder = cls(data_root=Path(data_root), run_id=run_id)
+        folder.path.mkdir(parents=True, exist_ok=False)
+        return folder
+
+    @property
+    def path(self) -> Path:
+        return self.data_root / "runs" / self.run_id
+
+    def sub(self, *parts: str) -> Path:
+        target = self.path.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+
+class Snapshot(BaseModel):
+    """What extraction read: one Parquet file per table, row counts and a content hash."""
+
+    tables: dict[str, Path]
+    counts: dict[str, int]
+    fingerprint: str
+    source: str  # the source URL with any password masked
+
+
+class FeatureSet(BaseModel):
+    user_features: Path  # scipy.sparse .npz, rows in users-table order
+    item_features: Path  # scipy.sparse .npz, rows in products-table order
+    names: Path  # JSON: feature names of both matrices
+    n_user_features: int
+    n_item_features: int
+
+
+class Split(BaseModel):
+    """Each user's latest transaction is the test set; what happened before it trains."""
+
+    train_events: Path
+    test: Path
+    n_train_events: int
+    n_test_users: int
+    n_test_repeat: int  # latest transaction re-buys a product bought before: not rankable
+
+
+class TrainedModel(BaseModel):
+    name: str
+    vectors: Path  # .npz with user_vectors and item_vectors: score = user · item
+    params: dict

@@ -1,0 +1,47 @@
+"""The run's metrics.json: every candidate's metrics, the gate decision, what was published."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import task
+
+from tasks.gate import GateDecision
+from tasks.run_context import RunFolder, Snapshot, Split
+
+
+def metrics_document(
+    metrics: dict[str, dict[str, float]],
+    decision: GateDecision,
+    split: Split,
+    snapshot: Snapshot,
+    run: RunFolder,
+) -> dict:
+    """The keys `candidates`, `published` and `gate` are read by other programs: keep them."""
+    return {
+        "candidates": metrics,
+        "published": decision.candidate if decision.passed else None,
+        "gate": {
+            "passed": decision.passed,
+            "reasons": decision.reasons,
+            "candidate": decision.candidate,
+            "baseline": decision.baseline,
+            "metric": decision.metric,
+        },
+        "split": {
+            "rule": "latest transaction per user",
+            "test_users": split.n_test_users,
+            "test_repeat_purchases_not_rankable": split.n_test_repeat,
+            "train_events": split.n_train_events,
+        },
+        "data": {"counts": snapshot.counts, "fingerprint": snapshot.fingerprint},
+        "run_id": run.run_id,
+    }
+
+
+@task(name="write-run-metrics")
+def write_run_metrics(document: dict, run: RunFolder) -> Path:
+    path = run.sub("metrics.json")
+    path.write_text(json.dumps(document, indent=2))
+    return path

@@ -1,0 +1,38 @@
+"""One typed settings object: where data lives and which source is the default.
+
+Values come from environment variables prefixed `RECS_` (e.g. `RECS_DATA_ROOT=/srv/recs`),
+so a deployment can move the data without touching code or flow parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# No internet here and no phoning home from users' nightly jobs: telemetry off by default.
+for _name, _value in {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "False",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECS_", extra="ignore")
+
+    data_root: Path = Path("data")
+    dataset_config: Path = Path("dataset.toml")
+    expectations_dir: Path = Path(__file__).resolve().parent.parent / "expectations"
+
+    def demo_store_path(self, data_root: Path | None = None) -> Path:
+        return Path(data_root or self.data_root) / "demo" / "store.db"
+
+    def default_source_url(self, data_root: Path | None = None) -> str:
+        return f"sqlite:///{self.demo_store_path(data_root)}"
+
+
+def get_settings() -> Settings:
+    return Settings()
