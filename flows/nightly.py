@@ -68,7 +68,7 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
     dataset = DatasetSpec.from_toml(params.dataset_config)
     source = params.source_url or get_settings().default_source_url(params.data_root)
 
-    snapshot = extract_sql(source, run)
+    snapshot = extract_sql.with_options(retries=params.source_retries)(source, run)
     validate_snapshot(snapshot)
     features = build_features(snapshot, dataset, run)
     split = split_events(snapshot, dataset, run)

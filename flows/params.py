@@ -22,6 +22,9 @@ class NightlyParams(BaseModel):
             "data_root. Put passwords in RECS_SOURCE_URL, not here."
         ),
     )
+    source_retries: int = Field(
+        2, ge=0, le=10, description="retries (with backoff) when the database does not answer"
+    )
     data_root: Path = Field(
         default_factory=lambda: get_settings().data_root,
         description="folder for runs, models and published recommendations",

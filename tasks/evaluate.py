@@ -22,7 +22,7 @@ def ranking_metrics(ranked: np.ndarray, truth: np.ndarray, ks: tuple[int, ...]) 
 
     ranked: (n_users, >= max(ks)) product indices, best first; truth: (n_users,) indices.
     """
-    hit_at = ranked == truth[:, None]
+    hit_at = (ranked == truth[:, None]) & (ranked >= 0)
     position = np.where(hit_at.any(axis=1), hit_at.argmax(axis=1), np.iinfo(np.int64).max)
     metrics: dict[str, float] = {}
     for k in ks:

@@ -27,7 +27,25 @@ TIMESTAMP_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 class SourceError(RuntimeError):
-    """The source could not be read; the message names the source and the table."""
+    """The source could not be read; the message names the source and the table.
+
+    `transient` errors (the database did not answer) are retried; the others (a missing
+    table or column, a bad URL) would fail the same way again and are not.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def _retry_if_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except SourceError as error:
+        return error.transient
+    except Exception:
+        return False
+    return False
 
 
 def masked_url(url: str) -> str:
@@ -65,7 +83,12 @@ def table_fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-@task(name="extract-sql", retries=2, retry_delay_seconds=[5, 20])
+@task(
+    name="extract-sql",
+    retries=2,
+    retry_delay_seconds=[5, 20],
+    retry_condition_fn=_retry_if_transient,
+)
 def extract_sql(source_url: str, run: RunFolder, tables: dict[str, str] | None = None) -> Snapshot:
     """Read each table from `source_url` and write it to `snapshot/<table>.parquet`.
 
@@ -79,6 +102,11 @@ def extract_sql(source_url: str, run: RunFolder, tables: dict[str, str] | None =
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
         raise SourceError(f"cannot use database URL {shown_url}: {error}") from None
+    except ImportError as error:
+        raise SourceError(
+            f"the database driver for {shown_url} is not installed ({error.name}); "
+            "install it into the pipeline's environment"
+        ) from None
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         # SQLite would silently create an empty database; say what is missing instead.
         raise SourceError(
@@ -114,7 +142,7 @@ def extract_sql(source_url: str, run: RunFolder, tables: dict[str, str] | None =
                 fingerprints.append(table_fingerprint(frame))
                 logger.info("extracted %s: %d rows from %s", table, len(frame), shown_url)
     except sa.exc.OperationalError as error:
-        raise SourceError(f"cannot connect to {shown_url}: {error.orig}") from None
+        raise SourceError(f"cannot connect to {shown_url}: {error.orig}", transient=True) from None
     finally:
         engine.dispose()
 

@@ -16,13 +16,13 @@ from tasks.models import FactorModel
 class LightFMParams(BaseModel):
     """Hyperparameters of the LightFM hybrid."""
 
-    no_components: int = Field(48, ge=2, le=512, description="size of the embeddings")
+    no_components: int = Field(64, ge=2, le=512, description="size of the embeddings")
     loss: Literal["warp", "bpr", "warp-kos", "logistic"] = "warp"
-    learning_rate: float = Field(0.03, gt=0, le=1)
+    learning_rate: float = Field(0.05, gt=0, le=1)
     item_alpha: float = Field(1e-6, ge=0, le=1, description="L2 penalty on product features")
     user_alpha: float = Field(1e-6, ge=0, le=1, description="L2 penalty on user features")
     max_sampled: int = Field(30, ge=1, le=1000, description="WARP negatives tried per step")
-    epochs: int = Field(30, ge=1, le=1000)
+    epochs: int = Field(40, ge=1, le=1000)
 
 
 def fit_lightfm(

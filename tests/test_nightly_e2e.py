@@ -1,0 +1,127 @@
+"""End to end: the nightly flow on the tiny store, checked row by row against the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from flows.nightly import GateRefusedError, nightly
+from flows.params import NightlyParams
+from tasks.gate import GateParams
+from tasks.models.lightfm_hybrid import LightFMParams
+from tasks.publish import current_latest
+
+TOP_N = 10
+# The tiny store has ~120 test users: too few to rank models reliably, so these tests
+# check the pipeline's mechanics with a permissive gate; model quality is tested on `demo`.
+PERMISSIVE = GateParams(min_lift=-1.0)
+FAST = LightFMParams(no_components=16, epochs=10)
+
+
+def run_nightly(data_root, **overrides):
+    params = NightlyParams(
+        data_root=data_root, top_n=TOP_N, model=FAST, gate=PERMISSIVE, num_threads=1
+    )
+    return nightly(params.model_copy(update=overrides))
+
+
+def store_tables(db_path) -> dict[str, pd.DataFrame]:
+    with sqlite3.connect(db_path) as connection:
+        return {
+            table: pd.read_sql(f"SELECT * FROM {table}", connection)
+            for table in ("users", "products", "events")
+        }
+
+
+def test_nightly_publishes_valid_top_n_for_every_user(data_root):
+    summary = run_nightly(data_root)
+
+    latest = data_root / "published" / "latest"
+    assert latest.is_symlink()
+    assert summary.published_path == data_root / "published" / summary.published_version / (
+        "recommendations.parquet"
+    )
+    recs = pd.read_parquet(latest / "recommendations.parquet")
+    store = store_tables(data_root / "demo" / "store.db")
+
+    assert list(recs.columns) == [
+        "user_id",
+        "rank",
+        "product_id",
+        "score",
+        "model_version",
+        "generated_at",
+    ]
+    assert str(recs["score"].dtype) == "float32"
+    assert str(recs["generated_at"].dtype) == "datetime64[us, UTC]"
+    assert (recs["model_version"] == summary.published_version).all()
+
+    # Every user of the store gets a list (users without history are served from features).
+    assert set(recs["user_id"]) == set(store["users"]["user_id"])
+
+    purchases = store["events"][store["events"]["event_type"] == "purchase"]
+    bought = set(zip(purchases["user_id"], purchases["product_id"], strict=True))
+    out_of_stock = set(store["products"].loc[store["products"]["in_stock"] == 0, "product_id"])
+    assert out_of_stock, "the tiny store should have out-of-stock products to exclude"
+    known_products = set(store["products"]["product_id"])
+    eligible = len(known_products) - len(out_of_stock)
+
+    for user_id, rows in recs.groupby("user_id"):
+        n_bought_in_stock = len(
+            {p for (u, p) in bought if u == user_id} - out_of_stock
+        )
+        expected = min(TOP_N, eligible - n_bought_in_stock)
+        assert len(rows) == expected, user_id
+        assert list(rows["rank"]) == list(range(1, expected + 1)), user_id
+        assert rows["product_id"].is_unique, user_id
+        assert rows["score"].is_monotonic_decreasing, user_id
+        assert set(rows["product_id"]) <= known_products
+        assert not set(rows["product_id"]) & out_of_stock, user_id
+        assert not {(user_id, p) for p in rows["product_id"]} & bought, user_id
+
+    metrics = json.loads((latest / "metrics.json").read_text())
+    assert set(metrics["candidates"]) == {"popularity", "lightfm_hybrid"}
+    for name in ("popularity", "lightfm_hybrid"):
+        for key in ("NDCG@10", "HR@10", "precision@10", "recall@10"):
+            assert 0.0 <= metrics["candidates"][name][key] <= 1.0
+    assert metrics["published"] == "lightfm_hybrid"
+    assert metrics["gate"]["passed"] is True and metrics["gate"]["reasons"]
+
+    manifest = json.loads((latest / "manifest.json").read_text())
+    assert manifest["row_count"] == len(recs)
+    assert manifest["user_count"] == recs["user_id"].nunique()
+    assert manifest["model_version"] == summary.published_version
+    assert len(manifest["data_fingerprint"]) == 64
+    assert pd.Timestamp(manifest["created_at"]).tzinfo is not None
+
+
+def test_refused_gate_publishes_nothing_and_keeps_latest(data_root):
+    first = run_nightly(data_root)
+    published = data_root / "published"
+    before = sorted(p.name for p in published.iterdir())
+    latest_bytes = (published / "latest" / "recommendations.parquet").read_bytes()
+
+    # No model reaches NDCG@10 = 1 on real data: the gate must refuse.
+    with pytest.raises(GateRefusedError, match="REFUSED"):
+        run_nightly(data_root, gate=GateParams(min_ndcg=1.0))
+
+    assert current_latest(published) == first.published_version
+    assert sorted(p.name for p in published.iterdir()) == before
+    assert (published / "latest" / "recommendations.parquet").read_bytes() == latest_bytes
+    runs = sorted((data_root / "runs").iterdir(), key=os.path.getmtime)
+    refused = json.loads((runs[-1] / "metrics.json").read_text())
+    assert refused["gate"]["passed"] is False
+    assert refused["published"] is None
+    assert any("min_ndcg 1" in reason for reason in refused["gate"]["reasons"])
+
+
+def test_sabotaged_model_is_refused_by_default_gate(data_root):
+    """A model trained for one epoch at a vanishing learning rate ranks at random."""
+    sabotaged = LightFMParams(no_components=2, epochs=1, learning_rate=1e-6)
+    with pytest.raises(GateRefusedError):
+        run_nightly(data_root, model=sabotaged, gate=GateParams())
+    assert not (data_root / "published" / "latest").exists()

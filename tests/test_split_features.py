@@ -1,0 +1,88 @@
+"""Split and feature building on tiny hand-made tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.dataset import DatasetSpec
+from tasks.features import feature_matrix
+from tasks.split import split_latest_transaction
+
+
+def events_frame(rows):
+    frame = pd.DataFrame(rows, columns=["user_id", "product_id", "event_type", "occurred_at"])
+    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True)
+    return frame
+
+
+def test_latest_purchase_is_test_and_later_events_do_not_train():
+    events = events_frame(
+        [
+            ("a", "p1", "purchase", "2025-01-01"),
+            ("a", "p2", "view", "2025-01-05"),
+            ("a", "p2", "purchase", "2025-01-10"),
+            ("a", "p3", "view", "2025-01-11"),  # after the test purchase: a's future
+            ("b", "p1", "view", "2025-01-02"),  # no purchase: trains, not evaluated
+            ("c", "p1", "purchase", "2025-01-01"),
+            ("c", "p1", "purchase", "2025-03-01"),  # re-buy: not rankable
+        ]
+    )
+    train, test = split_latest_transaction(events, ["purchase"])
+    assert test.set_index("user_id")["product_id"].to_dict() == {"a": "p2", "c": "p1"}
+    assert test.set_index("user_id")["repeat"].to_dict() == {"a": False, "c": True}
+    assert len(train) == 4
+    assert set(zip(train["user_id"], train["product_id"], train["event_type"], strict=True)) == {
+        ("a", "p1", "purchase"),
+        ("a", "p2", "view"),
+        ("b", "p1", "view"),
+        ("c", "p1", "purchase"),
+    }
+    # Nothing a user did at or after their test moment is in training.
+    cutoff = train["user_id"].map(test.set_index("user_id")["occurred_at"])
+    assert (train["occurred_at"][cutoff.notna()] < cutoff.dropna()).all()
+
+
+def test_feature_matrix_from_dataset_config(tmp_path):
+    config = tmp_path / "dataset.toml"
+    config.write_text(
+        '[user_features]\nskin_type = "categorical"\n'
+        'skin_concerns = { kind = "multi", sep = "|" }\n'
+        'birth_year = { kind = "numeric", bins = 2 }\n'
+    )
+    spec = DatasetSpec.from_toml(config)
+    users = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "skin_type": ["dry", "oily", None],
+            "skin_concerns": ["acne|pores", "", "aging"],
+            "birth_year": [1980, 2000, 1990],
+        }
+    )
+    matrix, names = feature_matrix(users, "user_id", spec.user_features)
+    dense = pd.DataFrame(matrix.toarray(), columns=names, index=users["user_id"])
+    assert dense.loc["u1"][dense.loc["u1"] > 0].index.tolist() == [
+        "user_id=u1",
+        "skin_type=dry",
+        "skin_concerns=acne",
+        "skin_concerns=pores",
+        "birth_year=bin0[1980,1990]",
+    ]
+    assert dense.loc["u3", "skin_type=dry"] == 0  # a missing value gives no feature
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_feature_config_naming_a_missing_column_is_refused():
+    from tasks.dataset import CategoricalFeature
+
+    users = pd.DataFrame({"user_id": ["u1"]})
+    with pytest.raises(ValueError, match=r"\['skin_tone'\].*users table"):
+        feature_matrix(users, "user_id", {"skin_tone": CategoricalFeature()})
+
+
+def test_bad_dataset_config_names_the_file(tmp_path):
+    config = tmp_path / "dataset.toml"
+    config.write_text('[user_features]\nbirth_year = { kind = "numeric", bins = 1 }\n')
+    with pytest.raises(ValueError, match="dataset.toml"):
+        DatasetSpec.from_toml(config)
