@@ -49,7 +49,7 @@ def build_parser(model: type[BaseModel], prog: str, description: str) -> argpars
         default: Any = defaults
         for part in dotted.split("."):
             default = getattr(default, part)
-        help_text = f"{field.description or ''} (default: {default})".strip()
+        help_text = f"{field.description or ''} (default: {default})".strip().replace("%", "%%")
         names = [f"--{dotted}"]
         if "_" in dotted:
             names.append(f"--{dotted.replace('_', '-')}")
@@ -60,14 +60,17 @@ def build_parser(model: type[BaseModel], prog: str, description: str) -> argpars
             continue
         kind, choices = _converter(annotation)
         parser.add_argument(
-            *names, dest=dotted, type=kind, choices=choices, help=help_text, metavar=None
+            *names,
+            dest=dotted,
+            type=kind,
+            choices=choices,
+            help=help_text,
+            metavar=None if choices else kind.__name__.upper(),
         )
     return parser
 
 
-def parse_params(
-    model: type[M], argv: list[str] | None, prog: str, description: str
-) -> M:
+def parse_params(model: type[M], argv: list[str] | None, prog: str, description: str) -> M:
     """Parse argv into a validated model; on bad input print the field and rule, exit 2."""
     parser = build_parser(model, prog, description)
     namespace = vars(parser.parse_args(argv))

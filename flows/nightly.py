@@ -1,6 +1,6 @@
 """The nightly flow: extract → validate → features → split → train → evaluate → gate → publish.
 
-    python -m flows.nightly --help
+python -m flows.nightly --help
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ class NightlyParams(BaseModel):
     source_url: str | None = Field(
         None,
         description=(
-            "SQLAlchemy URL of the shop's database; empty = the embedded demo store under "
-            "data_root. Put passwords in RECS_SOURCE_URL, not here."
+            "SQLAlchemy URL of the shop's database; empty = RECS_SOURCE_URL from the "
+            "environment, else the embedded demo store under data_root. Put URLs with "
+            "passwords in RECS_SOURCE_URL, not here."
         ),
     )
     source_retries: int = Field(

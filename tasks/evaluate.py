@@ -47,9 +47,7 @@ def evaluate_candidates(
 ) -> dict[str, dict[str, float]]:
     """Every candidate's metrics on the same test users; publishes a metrics table artifact."""
     user_ids = pd.read_parquet(snapshot.tables["users"], columns=["user_id"])["user_id"]
-    product_ids = pd.read_parquet(snapshot.tables["products"], columns=["product_id"])[
-        "product_id"
-    ]
+    product_ids = pd.read_parquet(snapshot.tables["products"], columns=["product_id"])["product_id"]
     train = pd.read_parquet(split.train_events)
     test = pd.read_parquet(split.test)
     test = test[~test["repeat"]]
@@ -69,7 +67,10 @@ def evaluate_candidates(
 
     create_table_artifact(
         key="candidate-metrics",
-        table=[{"candidate": name} | {k: round(v, 5) for k, v in m.items()} for name, m in results.items()],
+        table=[
+            {"candidate": name} | {k: round(v, 5) for k, v in m.items()}
+            for name, m in results.items()
+        ],
         description=(
             f"Latest-transaction split: {split.n_test_users} test users ranked over all "
             f"{len(product_ids)} products ({split.n_test_repeat} repeat purchases not rankable)"

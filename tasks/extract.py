@@ -69,7 +69,11 @@ def conform_types(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     if table == "products" and "in_stock" in frame:
         frame["in_stock"] = frame["in_stock"].astype("boolean")
     if table == "events":
-        for column, dtype in (("quantity", "Int64"), ("rating", "Float64"), ("unit_price", "Float64")):
+        for column, dtype in (
+            ("quantity", "Int64"),
+            ("rating", "Float64"),
+            ("unit_price", "Float64"),
+        ):
             if column in frame:
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(dtype)
     return frame

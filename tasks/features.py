@@ -63,8 +63,8 @@ def feature_matrix(
     missing = [column for column in specs if column not in frame.columns]
     if missing:
         raise ValueError(
-            f"dataset.toml declares feature column(s) {missing} that the {id_column.split('_')[0]}s "
-            f"table does not have (columns: {list(frame.columns)})"
+            f"dataset.toml declares feature column(s) {missing} that the "
+            f"{id_column.split('_')[0]}s table does not have (columns: {list(frame.columns)})"
         )
     parts = [_feature_values(column, frame[column], spec) for column, spec in specs.items()]
     if identity:

@@ -42,7 +42,8 @@ def decide(
     )
     floor_ok = ours >= params.min_ndcg
     reasons.append(
-        f"{candidate} {GATE_METRIC} {ours:.4f} {'>=' if floor_ok else '<'} min_ndcg {params.min_ndcg:g}"
+        f"{candidate} {GATE_METRIC} {ours:.4f} {'>=' if floor_ok else '<'} "
+        f"min_ndcg {params.min_ndcg:g}"
     )
     return GateDecision(
         passed=beats and floor_ok, candidate=candidate, baseline=baseline, reasons=reasons

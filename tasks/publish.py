@@ -88,7 +88,9 @@ def recommendations_table(
     generated_at: datetime,
 ) -> pa.Table:
     """Top-n rows for every user, sorted by user_id then rank."""
-    items, scores = top_n(model, np.arange(len(user_ids)), n, exclude=exclude, allowed_items=in_stock)
+    items, scores = top_n(
+        model, np.arange(len(user_ids)), n, exclude=exclude, allowed_items=in_stock
+    )
     width = items.shape[1]
     valid = items >= 0
     user_col = np.repeat(user_ids.to_numpy(dtype=object), width)[valid.ravel()]
@@ -139,7 +141,9 @@ def publish(
     version = model_version(model_path, snapshot.fingerprint, created_at)
     users = pd.read_parquet(snapshot.tables["users"], columns=["user_id"])["user_id"]
     products = pd.read_parquet(snapshot.tables["products"])
-    events = pd.read_parquet(snapshot.tables["events"], columns=["user_id", "product_id", "event_type"])
+    events = pd.read_parquet(
+        snapshot.tables["events"], columns=["user_id", "product_id", "event_type"]
+    )
     exclude = bought_matrix(events, users, products["product_id"], dataset.events.transaction_types)
     in_stock = (
         products["in_stock"].fillna(False).to_numpy(dtype=bool)
@@ -191,7 +195,8 @@ def publish(
         key="published-recommendations",
         markdown=(
             f"## Published {version}\n\n- {manifest['row_count']:,} rows for "
-            f"{manifest['user_count']:,} users, top {top_n_size}\n- `{final / 'recommendations.parquet'}`\n"
+            f"{manifest['user_count']:,} users, top {top_n_size}\n"
+            f"- `{final / 'recommendations.parquet'}`\n"
             f"- `latest` → `{version}`"
         ),
     )

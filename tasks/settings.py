@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECS_", extra="ignore")
 
     data_root: Path = Path("data")
+    # The shop's database; may hold a password, so it comes from the environment
+    # (RECS_SOURCE_URL), never from a flow parameter that the UI would show.
+    source_url: str | None = None
     dataset_config: Path = Path("dataset.toml")
     expectations_dir: Path = Path(__file__).resolve().parent.parent / "expectations"
 
@@ -31,7 +34,8 @@ class Settings(BaseSettings):
         return Path(data_root or self.data_root) / "demo" / "store.db"
 
     def default_source_url(self, data_root: Path | None = None) -> str:
-        return f"sqlite:///{self.demo_store_path(data_root)}"
+        """RECS_SOURCE_URL if set, else the embedded demo store under data_root."""
+        return self.source_url or f"sqlite:///{self.demo_store_path(data_root)}"
 
 
 def get_settings() -> Settings:

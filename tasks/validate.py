@@ -86,7 +86,9 @@ def _describe(result: dict) -> str:
     return f"e.g. {shown}"
 
 
-def run_suite(table: str, file: Path, frame: pd.DataFrame, suite_config: dict) -> list[ExpectationOutcome]:
+def run_suite(
+    table: str, file: Path, frame: pd.DataFrame, suite_config: dict
+) -> list[ExpectationOutcome]:
     """Validate one DataFrame against one suite with an ephemeral GE context."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -132,11 +134,13 @@ def failure_message(failures: list[ExpectationOutcome]) -> str:
     lines = [f"data validation failed: {len(failures)} critical expectation(s):"]
     for f in failures:
         where = f"{f.file}: column {f.column!r}" if f.column else f"{f.file}: table"
-        counts = (
-            f"{f.unexpected_count:,} of {f.element_count:,} rows" if f.unexpected_count else ""
+        counts = f"{f.unexpected_count:,} of {f.element_count:,} rows" if f.unexpected_count else ""
+        lines.append(
+            f"  - {where} failed {f.expectation}: {' '.join(filter(None, [counts, f.observed]))}"
         )
-        lines.append(f"  - {where} failed {f.expectation}: {' '.join(filter(None, [counts, f.observed]))}")
-    lines.append("Fix the source data (or the suite in expectations/) and run again; nothing was published.")
+    lines.append(
+        "Fix the source data (or the suite in expectations/) and run again; nothing was published."
+    )
     return "\n".join(lines)
 
 
@@ -161,12 +165,17 @@ def validate_snapshot(snapshot: Snapshot, expectations_dir: Path | None = None) 
         table=[o.model_dump() for o in outcomes],
         description=(
             f"{sum(o.success for o in outcomes)}/{len(outcomes)} expectations passed; "
-            f"{len(report.critical_failures)} critical failure(s), {len(report.warnings)} warning(s)"
+            f"{len(report.critical_failures)} critical failure(s), "
+            f"{len(report.warnings)} warning(s)"
         ),
     )
     for warning in report.warnings:
         logger.warning(
-            "validation warning: %s %s %s %s", warning.file, warning.column, warning.expectation, warning.observed
+            "validation warning: %s %s %s %s",
+            warning.file,
+            warning.column,
+            warning.expectation,
+            warning.observed,
         )
     if report.critical_failures:
         raise DataValidationError(failure_message(report.critical_failures))

@@ -71,9 +71,7 @@ def test_nightly_publishes_valid_top_n_for_every_user(data_root):
     eligible = len(known_products) - len(out_of_stock)
 
     for user_id, rows in recs.groupby("user_id"):
-        n_bought_in_stock = len(
-            {p for (u, p) in bought if u == user_id} - out_of_stock
-        )
+        n_bought_in_stock = len({p for (u, p) in bought if u == user_id} - out_of_stock)
         expected = min(TOP_N, eligible - n_bought_in_stock)
         assert len(rows) == expected, user_id
         assert list(rows["rank"]) == list(range(1, expected + 1)), user_id

@@ -63,14 +63,18 @@ def test_duplicate_user_ids_fail(data_root):
         "CREATE TABLE users AS SELECT * FROM users_copy UNION ALL "
         "SELECT * FROM users_copy WHERE user_id = 'U0000001'",
     )
-    with pytest.raises(DataValidationError, match="users.parquet: column 'user_id' failed "
-                       "expect_column_values_to_be_unique"):
+    with pytest.raises(
+        DataValidationError,
+        match="users.parquet: column 'user_id' failed expect_column_values_to_be_unique",
+    ):
         nightly(params(data_root))
 
 
 def test_missing_required_column_is_a_clear_source_error(data_root):
     corrupt(data_root, "ALTER TABLE events DROP COLUMN event_type")
-    with pytest.raises(SourceError, match=r"table 'events'.*lacks required column\(s\) \['event_type'\]"):
+    with pytest.raises(
+        SourceError, match=r"table 'events'.*lacks required column\(s\) \['event_type'\]"
+    ):
         nightly(params(data_root))
     assert not (data_root / "published").exists()
 

@@ -1,6 +1,6 @@
 """The embedded demo beauty store: generator, ground truth and the task that builds it.
 
-    python -m tasks.demo_store --preset demo --db data/demo/store.db [--if-absent]
+python -m tasks.demo_store --preset demo --db data/demo/store.db [--if-absent]
 """
 
 from __future__ import annotations

@@ -40,9 +40,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset(
-        n_users=300, n_products=80, n_brands=12, months=6, visits_per_user_month=1.6
-    ),
+    "tiny": Preset(n_users=300, n_products=80, n_brands=12, months=6, visits_per_user_month=1.6),
     "demo": Preset(
         n_users=5_000, n_products=600, n_brands=40, months=18, visits_per_user_month=0.8
     ),
@@ -180,7 +178,9 @@ def _make_users(
 
     users = pd.DataFrame(
         {
-            "user_id": pd.Series(np.char.add("U", np.char.zfill(np.arange(1, n + 1).astype(str), 7))),
+            "user_id": pd.Series(
+                np.char.add("U", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
+            ),
             "signup_at": _timestamps(signup),
             "birth_year": birth_year,
             "region": np.array(catalog.REGIONS)[region],
@@ -255,20 +255,14 @@ def _make_products(
     descriptor = np.array([catalog.ACTIVE_DESCRIPTOR[i] for i in catalog.INGREDIENTS])[lead]
     lead_name = np.char.title(np.array(catalog.INGREDIENTS)[lead].astype(str))
     category_title = np.char.title(np.array(categories)[category].astype(str))
-    name = (
-        pd.Series(brand_names[brand])
-        + " "
-        + descriptor
-        + " "
-        + lead_name
-        + " "
-        + category_title
-    )
+    name = pd.Series(brand_names[brand]) + " " + descriptor + " " + lead_name + " " + category_title
     ingredients_text = _join_flags(actives, catalog.INGREDIENTS)
 
     products = pd.DataFrame(
         {
-            "product_id": pd.Series(np.char.add("P", np.char.zfill(np.arange(1, n + 1).astype(str), 6))),
+            "product_id": pd.Series(
+                np.char.add("P", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
+            ),
             "name": name,
             "brand": brand_names[brand],
             "category": np.array(categories)[category],
@@ -312,9 +306,8 @@ def _make_truth(
     )
     categories = tuple(catalog.CATEGORIES)
     cat_mult = np.ones((len(catalog.SKIN_TYPES), len(categories)))
-    cat_mult += (
-        _weights_matrix(catalog.SKIN_TYPES, categories, catalog.SKIN_TYPE_CATEGORIES)
-        - (_weights_matrix(catalog.SKIN_TYPES, categories, catalog.SKIN_TYPE_CATEGORIES) != 0)
+    cat_mult += _weights_matrix(catalog.SKIN_TYPES, categories, catalog.SKIN_TYPE_CATEGORIES) - (
+        _weights_matrix(catalog.SKIN_TYPES, categories, catalog.SKIN_TYPE_CATEGORIES) != 0
     )
     shares = np.array([catalog.CATEGORIES[c][0] for c in categories])
     category_pref = np.log(shares * cat_mult[users["skin"]]) + rng.normal(
@@ -327,9 +320,7 @@ def _make_truth(
         user_price_sensitivity=price_sensitivity.astype(np.float32),
         user_category_pref=category_pref.astype(np.float32),
         product_actives=product_actives.astype(np.float32),
-        product_latent=rng.normal(0, 0.55, size=(preset.n_products, LATENT_DIM)).astype(
-            np.float32
-        ),
+        product_latent=rng.normal(0, 0.55, size=(preset.n_products, LATENT_DIM)).astype(np.float32),
         product_brand=products["brand"],
         product_category=products["category"],
         product_log_rel_price=products["log_rel_price"].astype(np.float32),
@@ -411,7 +402,9 @@ def _simulate_events(
         bought = frames[-1]["bought_mask_per_visit"]
         prev_category[alive[bought]] = category[bought]
 
-    visits = {k: np.concatenate([f[k] for f in frames]) for k in frames[0] if k != "bought_mask_per_visit"}
+    visits = {
+        k: np.concatenate([f[k] for f in frames]) for k in frames[0] if k != "bought_mask_per_visit"
+    }
     events = pd.DataFrame({k: v for k, v in visits.items()})
 
     # Consumables come back: repurchase the same product after the category's cycle.

@@ -1,0 +1,113 @@
+"""Against a real `prefect server start`: the CLI run is recorded with its artifacts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from .conftest import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    port = free_port()
+    env = os.environ | {
+        "PREFECT_HOME": str(tmp_path / "prefect_home"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"prefect server did not start: {(tmp_path / 'server.log').read_text()}"
+                )
+            time.sleep(0.5)
+        yield api, env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_cli_run_is_recorded_by_a_running_server(prefect_server, data_root):
+    api, env = prefect_server
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.nightly",
+            "--data_root",
+            str(data_root),
+            "--top_n",
+            "5",
+            "--gate.min_lift",
+            "-1",
+            "--model.epochs",
+            "5",
+            "--num_threads",
+            "1",
+        ],
+        env=env | {"PREFECT_API_URL": api},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "published:" in result.stdout and "gate: PASSED" in result.stdout
+    assert "Starting temporary server" not in result.stderr  # it used the real server
+
+    runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
+    (run,) = runs
+    assert run["state_type"] == "COMPLETED"
+    assert run["parameters"]["params"]["top_n"] == 5
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={}, timeout=10).json()
+    keys = {a["key"] for a in artifacts}
+    assert {
+        "validation-summary",
+        "candidate-metrics",
+        "gate-decision",
+        "published-recommendations",
+    } <= keys
+    gate_md = next(a for a in artifacts if a["key"] == "gate-decision")["data"]
+    assert "PASSED" in gate_md
