@@ -10,7 +10,6 @@ for foreign keys).
 from __future__ import annotations
 
 import json
-import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,19 +85,32 @@ def _describe(result: dict) -> str:
     return f"e.g. {shown}"
 
 
-def run_suite(
-    table: str, file: Path, frame: pd.DataFrame, suite_config: dict
-) -> list[ExpectationOutcome]:
-    """Validate one DataFrame against one suite with an ephemeral GE context."""
+def gx_context():
+    """An in-memory GE context: no files, no temp Data Docs sites, no progress bars."""
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def run_suite(
+    context, table: str, file: Path, frame: pd.DataFrame, suite_config: dict
+) -> list[ExpectationOutcome]:
+    """Validate one DataFrame against one suite."""
+    import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
         context.data_sources.add_pandas(f"{table}_source")
         .add_dataframe_asset(table)
@@ -152,12 +164,13 @@ def validate_snapshot(snapshot: Snapshot, expectations_dir: Path | None = None) 
     now = datetime.now(UTC)
     tables = {name: pd.read_parquet(snapshot.tables[name]) for name in TABLES}
     outcomes: list[ExpectationOutcome] = []
+    context = gx_context()
     for name in TABLES:
         suite_path = suites_dir / f"{name}.json"
         if not suite_path.exists():
             raise FileNotFoundError(f"no expectation suite for table {name!r}: {suite_path}")
         config = load_suite_config(suite_path, now, tables)
-        outcomes += run_suite(name, snapshot.tables[name], tables[name], config)
+        outcomes += run_suite(context, name, snapshot.tables[name], tables[name], config)
 
     report = ValidationReport(outcomes=outcomes)
     create_table_artifact(

@@ -49,7 +49,7 @@ PRESETS: dict[str, Preset] = {
         n_products=20_000,
         n_brands=195,
         months=18,
-        visits_per_user_month=0.8,
+        visits_per_user_month=0.55,
     ),
 }
 

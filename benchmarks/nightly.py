@@ -1,0 +1,83 @@
+"""Benchmark: build a preset's store (if absent) and time the nightly flow, stage by stage.
+
+    python -m benchmarks.nightly --preset demo
+    /usr/bin/time -v python -m benchmarks.nightly --preset demo     # peak memory, independently
+
+Prints one line per stage (seconds, from the task runs Prefect recorded), then the LAST
+line is one JSON object: {"preset", "wall_s", "store_build_s", "peak_rss_mib", "stages"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from flows.nightly import nightly
+from flows.params import NightlyParams
+from tasks.demo_store import PRESETS, generate_store, write_store
+
+
+def stage_seconds(flow_run_id) -> dict[str, float]:
+    """Seconds per task name (task runs of the same name, e.g. the two trainings, are summed)."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    totals: dict[str, float] = defaultdict(float)
+    for run in runs:
+        name = run.name.rsplit("-", 1)[0]
+        if run.start_time and run.end_time:
+            totals[name] += (run.end_time - run.start_time).total_seconds()
+    return dict(totals)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.nightly")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    data_root = args.data_root or Path("data") / "bench" / args.preset
+    db = data_root / "demo" / "store.db"
+
+    started = time.perf_counter()
+    if not db.exists():
+        write_store(generate_store(args.preset, args.seed), db)
+    store_build_s = time.perf_counter() - started
+
+    flow_started = time.perf_counter()
+    state = nightly(NightlyParams(data_root=data_root), return_state=True)
+    wall_s = time.perf_counter() - flow_started
+    summary = state.result()
+    stages = stage_seconds(state.state_details.flow_run_id)
+
+    print(summary.render())
+    for name, seconds in stages.items():
+        print(f"{name:>28}: {seconds:8.1f} s")
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "wall_s": round(wall_s, 1),
+                "store_build_s": round(store_build_s, 1),
+                "peak_rss_mib": round(peak_kib / 1024, 1),
+                "stages": {k: round(v, 1) for k, v in stages.items()},
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
