@@ -31,7 +31,7 @@ def stage_seconds(flow_run_id) -> dict[str, float]:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
     totals: dict[str, float] = defaultdict(float)
-    for run in runs:
+    for run in sorted(runs, key=lambda r: r.start_time or r.created):
         name = run.name.rsplit("-", 1)[0]
         if run.start_time and run.end_time:
             totals[name] += (run.end_time - run.start_time).total_seconds()
