@@ -15,13 +15,13 @@ from flows.cli import parse_params
 from flows.params import NightlyParams
 from tasks.dataset import DatasetSpec
 from tasks.evaluate import evaluate_candidates
-from tasks.extract import SourceError, extract_sql
+from tasks.extract import IntegrationError, extract
 from tasks.features import build_features
 from tasks.gate import gate
 from tasks.publish import publish
 from tasks.run_context import RunFolder
 from tasks.run_report import metrics_document, write_run_metrics
-from tasks.settings import get_settings
+from tasks.sources import SourceError
 from tasks.split import split_events
 from tasks.train import HYBRID, POPULARITY, train_candidates
 from tasks.validate import DataValidationError, validate_snapshot
@@ -35,6 +35,8 @@ class RunSummary(BaseModel):
     run_id: str
     run_folder: Path
     counts: dict[str, int]
+    quarantined: dict[str, int] = {}
+    ignored_event_types: dict[str, int] = {}
     metrics: dict[str, dict[str, float]]
     gate_passed: bool
     gate_reasons: list[str]
@@ -46,6 +48,15 @@ class RunSummary(BaseModel):
             f"run {self.run_id} ({self.run_folder})",
             "data: " + ", ".join(f"{n:,} {table}" for table, n in self.counts.items()),
         ]
+        if any(self.quarantined.values()):
+            lines.append(
+                "quarantined (read = kept + quarantined): "
+                + ", ".join(f"{n:,} {t}" for t, n in self.quarantined.items() if n)
+            )
+        if self.ignored_event_types:
+            lines.append(
+                f"event types ignored (no weight in dataset.toml): {self.ignored_event_types}"
+            )
         for name, m in self.metrics.items():
             lines.append(
                 f"{name:>16}: NDCG@10 {m['NDCG@10']:.4f}  HR@10 {m['HR@10']:.4f}  "
@@ -65,11 +76,13 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
     """Turn the shop's data into published top-N recommendations, if the model earns it."""
     params = params or NightlyParams()
     run = RunFolder.new(params.data_root, runtime.flow_run.id)
-    dataset = DatasetSpec.from_toml(params.dataset_config)
-    source = params.source_url or get_settings().default_source_url(params.data_root)
+    source = params.resolved_source()
+    dataset = DatasetSpec.from_toml(params.resolved_dataset_config(source))
 
-    snapshot = extract_sql.with_options(retries=params.source_retries)(source, run)
-    validate_snapshot(snapshot)
+    snapshot = extract.with_options(retries=params.source_retries)(
+        source, dataset, run, params.max_unjoined_share
+    )
+    validate_snapshot(snapshot, dataset)
     features = build_features(snapshot, dataset, run)
     split = split_events(snapshot, dataset, run)
     training = dict(
@@ -92,6 +105,8 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         run_id=run.run_id,
         run_folder=run.path,
         counts=snapshot.counts,
+        quarantined=snapshot.quarantined,
+        ignored_event_types=snapshot.ignored_event_types,
         metrics={name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()},
         gate_passed=decision.passed,
         gate_reasons=decision.reasons,
@@ -119,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         summary = nightly(params)
-    except (GateRefusedError, DataValidationError, SourceError) as error:
+    except (GateRefusedError, DataValidationError, SourceError, IntegrationError) as error:
         print(error, file=sys.stderr)
         return 3 if isinstance(error, GateRefusedError) else 1
     print(summary.render())

@@ -15,24 +15,39 @@ from tasks.settings import get_settings
 class NightlyParams(BaseModel):
     """Everything a nightly run can be told."""
 
-    source_url: str | None = Field(
+    source: str | None = Field(
         None,
         description=(
-            "SQLAlchemy URL of the shop's database; empty = RECS_SOURCE_URL from the "
-            "environment, else the embedded demo store under data_root. Put URLs with "
-            "passwords in RECS_SOURCE_URL, not here."
+            "where the shop's data is: a SQLAlchemy URL (sqlite:///..., "
+            "postgresql+psycopg://...) or a folder holding users, products and events as "
+            "CSV, Parquet or JSON lines. Empty = source_secret, else RECS_SOURCE from the "
+            "environment, else the embedded demo store. Never put a password here."
         ),
     )
+    source_secret: str | None = Field(
+        None,
+        description="name of a Prefect Secret block holding the source URL (with its password)",
+    )
     source_retries: int = Field(
-        2, ge=0, le=10, description="retries (with backoff) when the database does not answer"
+        2, ge=0, le=10, description="retries (with backoff) when a source does not answer"
     )
     data_root: Path = Field(
         default_factory=lambda: get_settings().data_root,
         description="folder for runs, models and published recommendations",
     )
-    dataset_config: Path = Field(
-        default_factory=lambda: get_settings().dataset_config,
-        description="dataset.toml: feature columns and event weights",
+    dataset_config: Path | None = Field(
+        None,
+        description=(
+            "dataset.toml: features, event weights, per-table sources. Empty = the "
+            "dataset.toml inside a files source, else the demo store's"
+        ),
+    )
+    max_unjoined_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="share of events whose user or product is unknown that is quarantined; "
+        "above it the run stops",
     )
     top_n: int = Field(20, ge=1, le=500, description="recommendations per user")
     model: LightFMParams = Field(default_factory=LightFMParams)
@@ -42,3 +57,21 @@ class NightlyParams(BaseModel):
     gate: GateParams = Field(default_factory=GateParams)
     seed: int = Field(42, ge=0, description="random seed of training")
     num_threads: int = Field(2, ge=1, le=64, description="LightFM training threads")
+
+    def resolved_source(self) -> str:
+        """The source to read: parameter, Secret block, environment, or the demo store."""
+        if self.source:
+            return self.source
+        if self.source_secret:
+            from prefect.blocks.system import Secret
+
+            return Secret.load(self.source_secret).get()
+        return get_settings().default_source(self.data_root)
+
+    def resolved_dataset_config(self, source: str) -> Path:
+        if self.dataset_config:
+            return self.dataset_config
+        beside_files = Path(source) / "dataset.toml"
+        if "://" not in source and beside_files.exists():
+            return beside_files
+        return get_settings().dataset_config

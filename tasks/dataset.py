@@ -57,10 +57,58 @@ class EventsSpec(BaseModel):
         return weights
 
 
+class TableSpec(BaseModel):
+    """Column roles of users or products beyond their features."""
+
+    timestamp_columns: list[str] = Field(
+        default_factory=list, description="parsed to UTC whatever the source's format"
+    )
+
+
+class ProductsSpec(TableSpec):
+    in_stock_column: str | None = Field(
+        None, description="boolean column; false = never recommended. Absent = all in stock"
+    )
+
+
+class SourceSpec(BaseModel):
+    """Where one table comes from, when it is not the run's default `source`.
+
+    kind = "sql":   url_env (name of an environment variable holding the URL; else the run's
+                    source URL), table (default: our table name) or query (any SELECT).
+    kind = "files": path (a .csv, .parquet or .jsonl file; relative to this config file).
+    kind = "http":  url, items_key, next_key, timeout_s, retries (see tasks/sources/http_api.py).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    kind: Literal["sql", "files", "http"]
+    url_env: str | None = None
+    table: str | None = None
+    query: str | None = None
+    path: Path | None = None
+    url: str | None = None
+    items_key: str = "items"
+    next_key: str = "next"
+    timeout_s: float = Field(10.0, gt=0, le=600)
+    retries: int = Field(3, ge=0, le=10)
+
+
 class DatasetSpec(BaseModel):
     events: EventsSpec = Field(default_factory=EventsSpec)
     user_features: dict[str, FeatureSpec] = Field(default_factory=dict)
     product_features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    users: TableSpec = Field(default_factory=TableSpec)
+    products: ProductsSpec = Field(default_factory=ProductsSpec)
+    sources: dict[Literal["users", "products", "events"], SourceSpec] = Field(default_factory=dict)
+    base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file")
+
+    def features_of(self, table: str) -> dict[str, FeatureSpec]:
+        return {"users": self.user_features, "products": self.product_features}.get(table, {})
+
+    def timestamp_columns(self, table: str) -> list[str]:
+        declared = {"users": self.users, "products": self.products}.get(table)
+        return ["occurred_at"] if table == "events" else list(declared.timestamp_columns)
 
     @field_validator("user_features", "product_features", mode="before")
     @classmethod
@@ -77,7 +125,8 @@ class DatasetSpec(BaseModel):
         if not path.exists():
             raise FileNotFoundError(f"dataset config {path} not found")
         try:
-            return cls.model_validate(tomllib.loads(path.read_text()))
+            raw = tomllib.loads(path.read_text())
+            return cls.model_validate(raw | {"base_dir": path.resolve().parent})
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: not valid TOML: {error}") from error
         except ValidationError as error:

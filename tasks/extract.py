@@ -1,41 +1,36 @@
-"""Extract: read users, products and events from a SQL database into the run's snapshot.
+"""Extract: read users, products and events from their sources into one conformed dataset.
 
-Any SQLAlchemy URL works (the embedded default is the demo store's SQLite file). Column
-types are conformed to the dataset contract here (ids as strings, timestamps as UTC), so
-every later stage sees the same types whatever the source. Passwords never reach a log.
+The run's `source` (a SQLAlchemy URL or a folder of files) serves every table that
+`[sources.<table>]` in dataset.toml does not send elsewhere, so events can come from
+PostgreSQL, products from a catalogue API and users from a CRM export in one run. Every
+table is conformed to the contract's types (tasks/contract.py) and written to
+`snapshot/<table>.parquet` with a content fingerprint, so any run can be replayed.
+
+Integration: events whose user or product is in none of the sources do not join. They
+are moved, with a reason, to `quarantine/events.parquet` and counted; when more than
+`max_unjoined_share` of the events do not join, the run stops naming the column.
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from prefect import task
+from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
-from tasks.dataset import REQUIRED_COLUMNS
+from tasks.contract import conform, missing_required
+from tasks.dataset import DatasetSpec
 from tasks.run_context import TABLES, RunFolder, Snapshot
+from tasks.sources import SourceError, default_spec, read_source
 
-TIMESTAMP_COLUMNS: dict[str, tuple[str, ...]] = {
-    "users": ("signup_at",),
-    "products": ("launched_at",),
-    "events": ("occurred_at",),
-}
+FOREIGN_KEYS: tuple[tuple[str, str], ...] = (("user_id", "users"), ("product_id", "products"))
 
 
-class SourceError(RuntimeError):
-    """The source could not be read; the message names the source and the table.
-
-    `transient` errors (the database did not answer) are retried; the others (a missing
-    table or column, a bad URL) would fail the same way again and are not.
-    """
-
-    def __init__(self, message: str, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
+class IntegrationError(RuntimeError):
+    """Too many events do not join the users or products."""
 
 
 def _retry_if_transient(task, task_run, state) -> bool:
@@ -48,37 +43,6 @@ def _retry_if_transient(task, task_run, state) -> bool:
     return False
 
 
-def masked_url(url: str) -> str:
-    """The URL as it may be shown to people: password replaced by ***."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<unparseable database URL>"
-
-
-def conform_types(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Ids become strings, timestamps UTC; unparseable timestamps become NaT (and then
-    fail validation naming the column) rather than being dropped."""
-    frame = frame.copy()
-    for column in ("user_id", "product_id"):
-        if column in frame:
-            frame[column] = frame[column].astype("string")
-    for column in TIMESTAMP_COLUMNS.get(table, ()):
-        if column in frame:
-            frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce", format="mixed")
-    if table == "products" and "in_stock" in frame:
-        frame["in_stock"] = frame["in_stock"].astype("boolean")
-    if table == "events":
-        for column, dtype in (
-            ("quantity", "Int64"),
-            ("rating", "Float64"),
-            ("unit_price", "Float64"),
-        ):
-            if column in frame:
-                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(dtype)
-    return frame
-
-
 def table_fingerprint(frame: pd.DataFrame) -> str:
     """A content hash of a table, independent of the file format it came in."""
     row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
@@ -87,73 +51,97 @@ def table_fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def unjoined_events(events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame):
+    """Boolean mask of events that do not join, and a reason per such event."""
+    reasons = pd.Series("", index=events.index, dtype="string")
+    for column, table in FOREIGN_KEYS:
+        known = (users if table == "users" else products)[column]
+        orphan = ~events[column].isin(known) & events[column].notna()
+        reasons[orphan] = reasons[orphan] + f"{column} not in {table}; "
+    mask = reasons != ""
+    return mask.to_numpy(), reasons[mask].str.rstrip("; ")
+
+
 @task(
-    name="extract-sql",
+    name="extract",
     retries=2,
     retry_delay_seconds=[5, 20],
     retry_condition_fn=_retry_if_transient,
 )
-def extract_sql(source_url: str, run: RunFolder, tables: dict[str, str] | None = None) -> Snapshot:
-    """Read each table from `source_url` and write it to `snapshot/<table>.parquet`.
-
-    `tables` maps our table names to the source's (default: the same names).
-    """
+def extract(
+    source: str, dataset: DatasetSpec, run: RunFolder, max_unjoined_share: float = 0.01
+) -> Snapshot:
+    """Read, conform and integrate the three tables; write the snapshot."""
     logger = get_run_logger()
-    shown_url = masked_url(source_url)
-    names = {table: table for table in TABLES} | (tables or {})
-    try:
-        url = sa.make_url(source_url)
-        engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
-        raise SourceError(f"cannot use database URL {shown_url}: {error}") from None
-    except ImportError as error:
-        raise SourceError(
-            f"the database driver for {shown_url} is not installed ({error.name}); "
-            "install it into the pipeline's environment"
-        ) from None
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        # SQLite would silently create an empty database; say what is missing instead.
-        raise SourceError(
-            f"SQLite database {url.database} does not exist; build the demo store with "
-            "`python -m tasks.demo_store` (or `make run`), or pass another source_url"
-        )
+    default = default_spec(source)
+    frames: dict[str, pd.DataFrame] = {}
+    origins: dict[str, str] = {}
+    for table in TABLES:
+        spec = dataset.sources.get(table, default)
+        raw, origin = read_source(table, spec, default.url, dataset.base_dir)
+        missing = missing_required(table, raw)
+        if missing:
+            raise SourceError(
+                f"{table} from {origin} lacks required column(s) {missing} "
+                f"(it has {list(raw.columns)}); see the dataset contract in the README"
+            )
+        frames[table] = conform(table, raw, dataset)
+        origins[table] = origin
+        logger.info("extracted %s: %d rows from %s", table, len(raw), origin)
 
-    paths: dict[str, Path] = {}
-    counts: dict[str, int] = {}
-    fingerprints: list[str] = []
-    try:
-        with engine.connect() as connection:
-            quote = engine.dialect.identifier_preparer.quote
-            for table in TABLES:
-                source_table = names[table]
-                try:
-                    frame = pd.read_sql(sa.text(f"SELECT * FROM {quote(source_table)}"), connection)
-                except sa.exc.SQLAlchemyError as error:
-                    raise SourceError(
-                        f"cannot read table {source_table!r} from {shown_url}: "
-                        f"{type(error.orig or error).__name__}: {error.orig or error}"
-                    ) from None
-                missing = [c for c in REQUIRED_COLUMNS[table] if c not in frame.columns]
-                if missing:
-                    raise SourceError(
-                        f"table {source_table!r} in {shown_url} lacks required column(s) "
-                        f"{missing}; the dataset contract needs {list(REQUIRED_COLUMNS[table])}"
-                    )
-                frame = conform_types(table, frame)
-                path = run.sub("snapshot", f"{table}.parquet")
-                frame.to_parquet(path, index=False)
-                paths[table], counts[table] = path, len(frame)
-                fingerprints.append(table_fingerprint(frame))
-                logger.info("extracted %s: %d rows from %s", table, len(frame), shown_url)
-    except sa.exc.OperationalError as error:
-        raise SourceError(f"cannot connect to {shown_url}: {error.orig}", transient=True) from None
-    finally:
-        engine.dispose()
+    events = frames["events"]
+    orphan, reasons = unjoined_events(events, frames["users"], frames["products"])
+    quarantined = {table: 0 for table in TABLES}
+    if orphan.any():
+        share = orphan.mean()
+        quarantine = events[orphan].assign(quarantine_reason=reasons.to_numpy())
+        quarantine.to_parquet(run.sub("quarantine", "events.parquet"), index=False)
+        quarantined["events"] = int(orphan.sum())
+        counts = reasons.value_counts().to_dict()
+        if share > max_unjoined_share:
+            raise IntegrationError(
+                f"{orphan.sum():,} of {len(events):,} events ({share:.1%}) do not join: "
+                + ", ".join(f"{n:,} with {reason}" for reason, n in counts.items())
+                + f"; the limit is max_unjoined_share={max_unjoined_share:.1%}. They are in "
+                f"{run.sub('quarantine', 'events.parquet')}; check that every source covers "
+                "the same users and products"
+            )
+        logger.warning("quarantined %d events that do not join: %s", orphan.sum(), counts)
+        frames["events"] = events[~orphan].reset_index(drop=True)
 
-    fingerprint = hashlib.sha256("".join(fingerprints).encode()).hexdigest()
-    return Snapshot(tables=paths, counts=counts, fingerprint=fingerprint, source=shown_url)
+    known_types = set(dataset.events.weights) | set(dataset.events.transaction_types)
+    type_counts = frames["events"]["event_type"].value_counts()
+    ignored = {str(k): int(v) for k, v in type_counts.items() if k not in known_types}
 
+    paths, row_counts, fingerprints = {}, {}, []
+    for table in TABLES:
+        path = run.sub("snapshot", f"{table}.parquet")
+        frames[table].to_parquet(path, index=False)
+        paths[table], row_counts[table] = path, len(frames[table])
+        fingerprints.append(table_fingerprint(frames[table]))
+    read_counts = {t: row_counts[t] + quarantined[t] for t in TABLES}
 
-def read_table(snapshot: Snapshot, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read one snapshot table (ids as strings, timestamps UTC, as extraction conformed them)."""
-    return pd.read_parquet(snapshot.tables[table], columns=columns)
+    create_table_artifact(
+        key="extraction",
+        table=[
+            {
+                "table": t,
+                "source": origins[t],
+                "rows_read": read_counts[t],
+                "rows_kept": row_counts[t],
+                "rows_quarantined": quarantined[t],
+            }
+            for t in TABLES
+        ],
+        description="what each source gave, and what did not join"
+        + (f"; event types ignored (no weight): {ignored}" if ignored else ""),
+    )
+    return Snapshot(
+        tables=paths,
+        counts=row_counts,
+        read_counts=read_counts,
+        quarantined=quarantined,
+        ignored_event_types=ignored,
+        fingerprint=hashlib.sha256("".join(fingerprints).encode()).hexdigest(),
+        sources=origins,
+    )

@@ -145,9 +145,10 @@ def publish(
         snapshot.tables["events"], columns=["user_id", "product_id", "event_type"]
     )
     exclude = bought_matrix(events, users, products["product_id"], dataset.events.transaction_types)
+    stock_column = dataset.products.in_stock_column
     in_stock = (
-        products["in_stock"].fillna(False).to_numpy(dtype=bool)
-        if "in_stock" in products
+        products[stock_column].fillna(False).to_numpy(dtype=bool)
+        if stock_column and stock_column in products
         else np.ones(len(products), dtype=bool)
     )
     table = recommendations_table(
@@ -177,7 +178,7 @@ def publish(
             "user_count": int(pd.Series(table.column("user_id").to_numpy()).nunique()),
             "top_n": top_n_size,
             "data_fingerprint": snapshot.fingerprint,
-            "source": snapshot.source,
+            "sources": snapshot.sources,
             "created_at": created_at.isoformat(),
             "files": {"recommendations.parquet": {"sha256": _sha256(recommendations)}},
         }

@@ -38,9 +38,12 @@ class Snapshot(BaseModel):
     """What extraction read: one Parquet file per table, row counts and a content hash."""
 
     tables: dict[str, Path]
-    counts: dict[str, int]
+    counts: dict[str, int]  # rows kept per table (read = kept + quarantined)
+    read_counts: dict[str, int] = {}
+    quarantined: dict[str, int] = {}
+    ignored_event_types: dict[str, int] = {}  # event types with no weight: kept, not used
     fingerprint: str
-    source: str  # the source URL with any password masked
+    sources: dict[str, str]  # where each table came from, passwords masked
 
 
 class FeatureSet(BaseModel):

@@ -26,18 +26,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECS_", extra="ignore")
 
     data_root: Path = Path("data")
-    # The shop's database; may hold a password, so it comes from the environment
-    # (RECS_SOURCE_URL), never from a flow parameter that the UI would show.
-    source_url: str | None = None
-    dataset_config: Path = Path("dataset.toml")
+    # The shop's database URL or data folder; a URL may hold a password, so it comes from
+    # the environment (RECS_SOURCE), never from a flow parameter that the UI would show.
+    source: str | None = None
+    # The demo store's description; a files source may bring its own dataset.toml.
+    dataset_config: Path = Path(__file__).resolve().parent.parent / "dataset.toml"
     expectations_dir: Path = Path(__file__).resolve().parent.parent / "expectations"
 
     def demo_store_path(self, data_root: Path | None = None) -> Path:
         return Path(data_root or self.data_root) / "demo" / "store.db"
 
-    def default_source_url(self, data_root: Path | None = None) -> str:
-        """RECS_SOURCE_URL if set, else the embedded demo store under data_root."""
-        return self.source_url or f"sqlite:///{self.demo_store_path(data_root)}"
+    def default_source(self, data_root: Path | None = None) -> str:
+        """RECS_SOURCE if set, else the embedded demo store under data_root."""
+        return self.source or f"sqlite:///{self.demo_store_path(data_root)}"
 
 
 def get_settings() -> Settings:

@@ -21,11 +21,13 @@ from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
+from tasks.dataset import REQUIRED_COLUMNS, DatasetSpec
 from tasks.run_context import TABLES, Snapshot
 from tasks.settings import get_settings
 
 IDS_PLACEHOLDER = re.compile(r"^\$\{ids:(\w+)\.(\w+)\}$")
 SAMPLE_SIZE = 5
+REQUIRED = {column for columns in REQUIRED_COLUMNS.values() for column in columns}
 
 
 class DataValidationError(RuntimeError):
@@ -56,13 +58,17 @@ class ValidationReport(BaseModel):
         return [o for o in self.outcomes if not o.success and o.severity != "critical"]
 
 
-def load_suite_config(path: Path, now: datetime, tables: dict[str, pd.DataFrame]) -> dict:
+def load_suite_config(
+    path: Path, now: datetime, tables: dict[str, pd.DataFrame], event_types: list[str]
+) -> dict:
     """Read a suite's JSON and fill in its placeholders."""
     config = json.loads(Path(path).read_text())
 
     def fill(value: Any) -> Any:
         if value == "${now}":
             return now.isoformat()
+        if value == "${event_types}":
+            return sorted(event_types)
         if isinstance(value, str) and (match := IDS_PLACEHOLDER.match(value)):
             table, column = match.groups()
             if table not in tables or column not in tables[table]:
@@ -118,11 +124,27 @@ def run_suite(
         .get_batch(batch_parameters={"dataframe": frame})
     )
     suite = gx.ExpectationSuite(name=suite_config["name"])
+    not_applicable = []
     for expectation in suite_config["expectations"]:
+        column = expectation["kwargs"].get("column")
+        if column is not None and column not in frame.columns and column not in REQUIRED:
+            # A suite can describe optional columns that this shop's data does not have.
+            not_applicable.append(
+                ExpectationOutcome(
+                    table=table,
+                    file=file.name,
+                    expectation=expectation["type"],
+                    column=column,
+                    severity=expectation.get("severity", "critical"),
+                    success=True,
+                    observed=f"not applicable: no column {column!r} in this dataset",
+                )
+            )
+            continue
         suite.add_expectation_configuration(ExpectationConfiguration(**expectation))
     result = batch.validate(suite, result_format={"result_format": "SUMMARY"})
 
-    outcomes = []
+    outcomes = list(not_applicable)
     for item in result.results:
         config = item.expectation_config
         error = (item.exception_info or {}).get("exception_message")
@@ -157,7 +179,9 @@ def failure_message(failures: list[ExpectationOutcome]) -> str:
 
 
 @task(name="validate")
-def validate_snapshot(snapshot: Snapshot, expectations_dir: Path | None = None) -> ValidationReport:
+def validate_snapshot(
+    snapshot: Snapshot, dataset: DatasetSpec, expectations_dir: Path | None = None
+) -> ValidationReport:
     """Run every table's suite; publish a table artifact; raise on a critical failure."""
     logger = get_run_logger()
     suites_dir = Path(expectations_dir or get_settings().expectations_dir)
@@ -169,7 +193,8 @@ def validate_snapshot(snapshot: Snapshot, expectations_dir: Path | None = None) 
         suite_path = suites_dir / f"{name}.json"
         if not suite_path.exists():
             raise FileNotFoundError(f"no expectation suite for table {name!r}: {suite_path}")
-        config = load_suite_config(suite_path, now, tables)
+        event_types = list(dataset.events.weights) + list(dataset.events.transaction_types)
+        config = load_suite_config(suite_path, now, tables, event_types)
         outcomes += run_suite(context, name, snapshot.tables[name], tables[name], config)
 
     report = ValidationReport(outcomes=outcomes)

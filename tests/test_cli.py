@@ -23,7 +23,8 @@ def test_help_lists_every_parameter():
     )
     assert result.returncode == 0, result.stderr
     for option in (
-        "--source_url",
+        "--source",
+        "--source_secret",
         "--data_root",
         "--dataset_config",
         "--top_n",

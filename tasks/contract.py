@@ -1,0 +1,86 @@
+"""Conform a table from any source to the dataset contract's types.
+
+Whatever the source (SQLite, PostgreSQL, CSV, Parquet, JSON lines, an HTTP API), the same
+data comes out identical: ids are trimmed strings ("00123" stays "00123", an integer 123
+becomes "123"), timestamps are UTC at microsecond resolution (naive ones are taken as
+UTC), declared numeric features and event amounts are nullable floats or integers,
+everything else is a nullable string. Values that cannot be parsed become nulls (and then
+fail validation naming the column); no row is dropped here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tasks.dataset import REQUIRED_COLUMNS, DatasetSpec, NumericFeature
+
+ID_COLUMNS = ("user_id", "product_id")
+TRUE_WORDS = {"1", "true", "t", "yes", "y"}
+FALSE_WORDS = {"0", "false", "f", "no", "n"}
+
+
+def as_id(values: pd.Series) -> pd.Series:
+    """Ids as trimmed strings; integral floats (an int column with nulls) lose their '.0'."""
+    if pd.api.types.is_float_dtype(values):
+        integral = values.dropna()
+        if (integral == integral.round()).all():
+            values = values.astype("Int64")
+    return values.astype("string").str.strip()
+
+
+def as_utc(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        parsed = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(values):
+        parsed = values.dt.tz_localize("UTC")
+    else:
+        text = values.astype("string").str.strip()
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    return parsed.dt.as_unit("us")
+
+
+def as_bool(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("boolean")
+    text = values.astype("string").str.strip().str.lower()
+    return text.map(lambda v: True if v in TRUE_WORDS else False if v in FALSE_WORDS else pd.NA)
+
+
+def as_string(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_float_dtype(values):
+        values = values.astype("Float64")  # 1.0 and "1.0" agree whatever the source
+    return values.astype("string")
+
+
+def conform(table: str, frame: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFrame:
+    """The contract's types for every column of `table`; column order is kept."""
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    numeric = {
+        name
+        for name, spec in dataset.features_of(table).items()
+        if isinstance(spec, NumericFeature)
+    }
+    timestamps = set(dataset.timestamp_columns(table))
+    in_stock = dataset.products.in_stock_column if table == "products" else None
+    for column in frame.columns:
+        values = frame[column]
+        if column in ID_COLUMNS or (table == "events" and column == "event_id"):
+            frame[column] = as_id(values)
+        elif column in timestamps:
+            frame[column] = as_utc(values)
+        elif column == in_stock:
+            frame[column] = as_bool(values).astype("boolean")
+        elif column in numeric or (table == "events" and column in ("unit_price", "rating")):
+            frame[column] = pd.to_numeric(values, errors="coerce").astype("Float64")
+        elif table == "events" and column == "quantity":
+            frame[column] = pd.to_numeric(values, errors="coerce").round().astype("Int64")
+        elif column == "event_type":
+            frame[column] = values.astype("string").str.strip()
+        else:
+            frame[column] = as_string(values)
+    return frame.reset_index(drop=True)
+
+
+def missing_required(table: str, frame: pd.DataFrame) -> list[str]:
+    return [c for c in REQUIRED_COLUMNS[table] if c not in frame.columns]

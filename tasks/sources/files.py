@@ -1,0 +1,41 @@
+"""Files source: `users`, `products`, `events` as CSV, Parquet or JSON lines in a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from tasks.sources.errors import SourceError
+
+SUFFIXES = (".parquet", ".csv", ".jsonl", ".ndjson", ".json")
+
+
+def find_table_file(directory: Path, table: str) -> Path:
+    if not directory.is_dir():
+        raise SourceError(f"source folder {directory} does not exist")
+    found = [directory / f"{table}{suffix}" for suffix in SUFFIXES]
+    found = [path for path in found if path.exists()]
+    if not found:
+        names = ", ".join(f"{table}{s}" for s in SUFFIXES)
+        raise SourceError(f"no file for table {table!r} in {directory} (looked for {names})")
+    if len(found) > 1:
+        raise SourceError(
+            f"several files for table {table!r} in {directory}: {[p.name for p in found]}; keep one"
+        )
+    return found[0]
+
+
+def read_file(path: Path) -> pd.DataFrame:
+    """Read one table file; CSV cells come in as text and are typed by the contract."""
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        if path.suffix in (".jsonl", ".ndjson", ".json"):
+            return pd.read_json(path, lines=path.suffix != ".json", dtype=False)
+    except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as error:
+        raise SourceError(f"cannot read {path}: {type(error).__name__}: {error}") from None
+    raise SourceError(f"{path}: unsupported file type {path.suffix!r} (use {SUFFIXES})")

@@ -1,0 +1,71 @@
+"""SQL source through SQLAlchemy: any URL (SQLite, PostgreSQL, ...), a table or a query."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from tasks.sources.errors import SourceError, masked_url
+
+# schema.table or table, letters, digits and underscores: never SQL from configuration.
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def _engine(url: str) -> sa.Engine:
+    shown = masked_url(url)
+    try:
+        parsed = sa.make_url(url)
+        engine = sa.create_engine(parsed)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as error:
+        raise SourceError(f"cannot use database URL {shown}: {error}") from None
+    except ImportError as error:
+        raise SourceError(
+            f"the database driver for {shown} is not installed ({error.name}); "
+            "install it into the pipeline's environment"
+        ) from None
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database
+        and not Path(parsed.database).exists()
+    ):
+        # SQLite would silently create an empty database; say what is missing instead.
+        raise SourceError(
+            f"SQLite database {parsed.database} does not exist; build the demo store with "
+            "`python -m tasks.demo_store` (or `make run`), or pass another source"
+        )
+    return engine
+
+
+def select_statement(engine: sa.Engine, table: str, query: str | None) -> sa.TextClause:
+    if query:
+        return sa.text(query)
+    if not IDENTIFIER.match(table):
+        raise SourceError(
+            f"table name {table!r} is not a plain identifier (letters, digits, _ and one "
+            "optional schema dot); use `query` for anything else"
+        )
+    quote = engine.dialect.identifier_preparer.quote
+    return sa.text(f"SELECT * FROM {'.'.join(quote(part) for part in table.split('.'))}")
+
+
+def read_sql(url: str, table: str, query: str | None = None) -> pd.DataFrame:
+    """All rows of `table` (or of `query`) at `url`."""
+    shown = masked_url(url)
+    engine = _engine(url)
+    what = "query" if query else f"table {table!r}"
+    try:
+        with engine.connect() as connection:
+            return pd.read_sql(select_statement(engine, table, query), connection)
+    except sa.exc.OperationalError as error:
+        message = str(error.orig or error).replace(url, shown)
+        if "no such table" in message or "does not exist" in message:
+            raise SourceError(f"cannot read {what} from {shown}: {message}") from None
+        raise SourceError(f"cannot read {what} from {shown}: {message}", transient=True) from None
+    except sa.exc.SQLAlchemyError as error:
+        message = str(getattr(error, "orig", None) or error).replace(url, shown)
+        raise SourceError(f"cannot read {what} from {shown}: {message}") from None
+    finally:
+        engine.dispose()
