@@ -15,6 +15,7 @@ import pandas as pd
 from tasks.dataset import REQUIRED_COLUMNS, DatasetSpec, NumericFeature
 
 ID_COLUMNS = ("user_id", "product_id")
+ID_BY_TABLE = {"users": "user_id", "products": "product_id"}
 TRUE_WORDS = {"1", "true", "t", "yes", "y"}
 FALSE_WORDS = {"0", "false", "f", "no", "n"}
 
@@ -47,9 +48,11 @@ def as_bool(values: pd.Series) -> pd.Series:
 
 
 def as_string(values: pd.Series) -> pd.Series:
+    """Nullable strings; an empty cell is a null (a CSV cannot tell the two apart)."""
     if pd.api.types.is_float_dtype(values):
         values = values.astype("Float64")  # 1.0 and "1.0" agree whatever the source
-    return values.astype("string")
+    text = values.astype("string")
+    return text.mask(text.str.strip() == "")
 
 
 def conform(table: str, frame: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFrame:
@@ -79,7 +82,17 @@ def conform(table: str, frame: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFra
             frame[column] = values.astype("string").str.strip()
         else:
             frame[column] = as_string(values)
-    return frame.reset_index(drop=True)
+    return canonical_order(table, frame)
+
+
+def canonical_order(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in one order whatever order the source returned them in (SQL has none)."""
+    if table == "events":
+        keys = ["occurred_at", "user_id", "product_id", "event_type"]
+        keys += ["event_id"] if "event_id" in frame else [c for c in frame if c not in keys]
+    else:
+        keys = [ID_BY_TABLE[table]]
+    return frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def missing_required(table: str, frame: pd.DataFrame) -> list[str]:

@@ -39,3 +39,53 @@ def data_root(tmp_path, tiny_store_db) -> Path:
     (root / "demo").mkdir(parents=True)
     shutil.copy(tiny_store_db, root / "demo" / "store.db")
     return root
+
+
+POSTGRES_URL = os.environ.get(
+    "RECS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def postgres_schema():
+    """A fresh schema in the local PostgreSQL, dropped afterwards: (engine, schema, url).
+
+    Skips when no server is reachable, except under CI=true, where that is a failure.
+    """
+    import uuid
+
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as error:
+        engine.dispose()
+        reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {error.orig}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    schema = f"recs_test_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    try:
+        yield engine, schema, url
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def raw_store_tables(db_path: Path) -> dict:
+    """The store's tables exactly as SQLite holds them (text timestamps, 0/1 flags)."""
+    import sqlite3
+
+    import pandas as pd
+
+    with sqlite3.connect(db_path) as connection:
+        return {
+            table: pd.read_sql(f"SELECT * FROM {table}", connection)
+            for table in ("users", "products", "events")
+        }

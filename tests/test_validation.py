@@ -10,8 +10,8 @@ import pytest
 from flows.nightly import nightly
 from flows.params import NightlyParams
 from tasks.extract import IntegrationError
-from tasks.sources import SourceError
 from tasks.gate import GateParams
+from tasks.sources import SourceError
 from tasks.validate import DataValidationError
 
 

@@ -1,0 +1,133 @@
+"""The same shop's data from SQLite, PostgreSQL, files, or several sources at once."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+
+from flows.nightly import nightly
+from flows.params import NightlyParams
+from tasks.gate import GateParams
+from tasks.models.lightfm_hybrid import LightFMParams
+
+from .conftest import REPO, raw_store_tables
+
+# Deterministic training (one thread, fixed seed) so that equal inputs give equal outputs.
+DETERMINISTIC = dict(
+    model=LightFMParams(no_components=16, epochs=8),
+    num_threads=1,
+    seed=3,
+    top_n=10,
+    gate=GateParams(min_lift=-1.0),
+)
+
+
+def run(data_root, **overrides):
+    return nightly(NightlyParams(data_root=data_root, **(DETERMINISTIC | overrides)))
+
+
+def published(summary) -> pd.DataFrame:
+    recs = pd.read_parquet(summary.published_path)
+    return recs[["user_id", "rank", "product_id", "score"]]
+
+
+def write_files(tables: dict[str, pd.DataFrame], folder, formats: dict[str, str]):
+    folder.mkdir(parents=True, exist_ok=True)
+    for table, fmt in formats.items():
+        frame = tables[table]
+        if fmt == "csv":
+            frame.to_csv(folder / f"{table}.csv", index=False)
+        elif fmt == "parquet":
+            frame.to_parquet(folder / f"{table}.parquet", index=False)
+        else:
+            frame.to_json(folder / f"{table}.jsonl", orient="records", lines=True)
+
+
+def snapshot_fingerprint(data_root, summary) -> str:
+    import json
+
+    metrics = json.loads((data_root / "runs" / summary.run_id / "metrics.json").read_text())
+    return metrics["data"]["fingerprint"]
+
+
+def test_sqlite_postgres_and_files_give_the_same_snapshot_and_recommendations(
+    tmp_path, tiny_store_db, postgres_schema
+):
+    tables = raw_store_tables(tiny_store_db)
+
+    sqlite_root = tmp_path / "sqlite"
+    (sqlite_root / "demo").mkdir(parents=True)
+    shutil.copy(tiny_store_db, sqlite_root / "demo" / "store.db")
+    from_sqlite = run(sqlite_root)
+
+    engine, schema, pg_url = postgres_schema
+    for table, frame in tables.items():
+        frame.to_sql(table, engine, schema=schema, index=False)
+    from_postgres = run(tmp_path / "pg", source=pg_url)
+
+    files = tmp_path / "shop_files"
+    write_files(tables, files, {"users": "csv", "products": "jsonl", "events": "parquet"})
+    shutil.copy(REPO / "dataset.toml", files / "dataset.toml")
+    from_files = run(tmp_path / "files", source=str(files))
+
+    fingerprints = {
+        snapshot_fingerprint(tmp_path / "sqlite", from_sqlite),
+        snapshot_fingerprint(tmp_path / "pg", from_postgres),
+        snapshot_fingerprint(tmp_path / "files", from_files),
+    }
+    assert len(fingerprints) == 1
+    pd.testing.assert_frame_equal(published(from_sqlite), published(from_postgres))
+    pd.testing.assert_frame_equal(published(from_sqlite), published(from_files))
+
+
+def test_mixed_sources_are_integrated_and_unjoined_events_reported(
+    tmp_path, tiny_store_db, postgres_schema, monkeypatch
+):
+    """Events in PostgreSQL, products from a catalogue export, users from a CRM CSV."""
+    tables = raw_store_tables(tiny_store_db)
+    engine, schema, pg_url = postgres_schema
+    tables["events"].rename(columns={"occurred_at": "occurred_at"}).to_sql(
+        "web_events", engine, schema=schema, index=False
+    )
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    tables["products"].to_json(exports / "catalogue.jsonl", orient="records", lines=True)
+    # The CRM export misses one customer who has a few events: those cannot join.
+    events_per_user = tables["events"]["user_id"].value_counts()
+    missing_user = events_per_user[events_per_user.between(1, 30)].index[0]
+    crm = tables["users"][tables["users"]["user_id"] != missing_user]
+    crm.to_csv(exports / "crm_users.csv", index=False)
+
+    config = tmp_path / "dataset.toml"
+    config.write_text(
+        (REPO / "dataset.toml").read_text()
+        + """
+[sources.events]
+kind = "sql"
+url_env = "SHOP_EVENTS_DB"
+table = "web_events"
+
+[sources.products]
+kind = "files"
+path = "exports/catalogue.jsonl"
+
+[sources.users]
+kind = "files"
+path = "exports/crm_users.csv"
+"""
+    )
+    monkeypatch.setenv("SHOP_EVENTS_DB", pg_url)
+    summary = run(tmp_path / "data", dataset_config=config, source=str(exports))
+
+    n_missing = int(events_per_user[missing_user])
+    assert summary.quarantined == {"users": 0, "products": 0, "events": n_missing}
+    assert summary.counts["events"] == len(tables["events"]) - n_missing
+    quarantine = pd.read_parquet(
+        tmp_path / "data" / "runs" / summary.run_id / "quarantine" / "events.parquet"
+    )
+    assert set(quarantine["user_id"]) == {missing_user}
+    assert set(quarantine["quarantine_reason"]) == {"user_id not in users"}
+    recs = published(summary)
+    assert missing_user not in set(recs["user_id"])
+    assert set(recs["user_id"]) == set(crm["user_id"])
