@@ -59,13 +59,16 @@ def read_sql(url: str, table: str, query: str | None = None) -> pd.DataFrame:
     try:
         with engine.connect() as connection:
             return pd.read_sql(select_statement(engine, table, query), connection)
-    except sa.exc.OperationalError as error:
-        message = str(error.orig or error).replace(url, shown)
-        if "no such table" in message or "does not exist" in message:
-            raise SourceError(f"cannot read {what} from {shown}: {message}") from None
-        raise SourceError(f"cannot read {what} from {shown}: {message}", transient=True) from None
-    except sa.exc.SQLAlchemyError as error:
-        message = str(getattr(error, "orig", None) or error).replace(url, shown)
-        raise SourceError(f"cannot read {what} from {shown}: {message}") from None
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as error:
+        # pandas wraps the driver's error; the first line of the driver's message is the
+        # part a person needs ("relation \"users\" does not exist").
+        cause = error.__cause__ if isinstance(error, pd.errors.DatabaseError) else error
+        driver_error = getattr(cause, "orig", None) or cause
+        message = str(driver_error).strip().splitlines()[0].replace(url, shown)
+        # A dropped or refused connection may heal; a missing table will not.
+        transient = isinstance(cause, sa.exc.OperationalError) and not any(
+            marker in message for marker in ("no such table", "does not exist")
+        )
+        raise SourceError(f"cannot read {what} from {shown}: {message}", transient) from None
     finally:
         engine.dispose()
