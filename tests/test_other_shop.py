@@ -91,11 +91,12 @@ def bookshop(tmp_path):
     return folder, readers, books, events
 
 
-def test_bookshop_runs_end_to_end_without_code_change(bookshop, tmp_path):
+def test_bookshop_runs_end_to_end_without_code_change(bookshop, tmp_path, monkeypatch):
     folder, readers, books, events = bookshop
+    monkeypatch.chdir(tmp_path)  # paths as a person types them: relative to where they are
     summary = nightly(
         NightlyParams(
-            source=str(folder),
+            source=folder.name,
             data_root=tmp_path / "data",
             top_n=5,
             gate=GateParams(min_lift=-1.0),

@@ -19,7 +19,7 @@ __all__ = ["SourceError", "default_spec", "describe", "masked_url", "read_source
 def default_spec(source: str) -> SourceSpec:
     """The run's `source` parameter: a directory of files, or a SQLAlchemy URL."""
     if "://" not in source:
-        return SourceSpec(kind="files", path=Path(source))
+        return SourceSpec(kind="files", path=Path(source).resolve())
     return SourceSpec(kind="sql", url=source)
 
 
