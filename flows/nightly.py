@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from flows.cli import parse_params
 from flows.params import NightlyParams
+from tasks.central import commit_central
 from tasks.dataset import DatasetSpec
 from tasks.evaluate import evaluate_candidates
 from tasks.extract import IntegrationError, extract
@@ -36,6 +37,8 @@ class RunSummary(BaseModel):
     run_folder: Path
     counts: dict[str, int]
     quarantined: dict[str, int] = {}
+    new_events: int = 0
+    already_ingested: int = 0
     ignored_event_types: dict[str, int] = {}
     metrics: dict[str, dict[str, float]]
     gate_passed: bool
@@ -48,6 +51,11 @@ class RunSummary(BaseModel):
             f"run {self.run_id} ({self.run_folder})",
             "data: " + ", ".join(f"{n:,} {table}" for table, n in self.counts.items()),
         ]
+        if self.already_ingested:
+            lines.append(
+                f"incremental: {self.new_events:,} new events, "
+                f"{self.already_ingested:,} already in the central dataset"
+            )
         if any(self.quarantined.values()):
             lines.append(
                 "quarantined (read = kept + quarantined): "
@@ -79,10 +87,19 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
     source = params.resolved_source()
     dataset = DatasetSpec.from_toml(params.resolved_dataset_config(source))
 
+    incremental = params.extraction == "incremental"
     snapshot = extract.with_options(retries=params.source_retries)(
-        source, dataset, run, params.max_unjoined_share
+        source, dataset, run, params.max_unjoined_share, incremental, params.late_arrival_hours
     )
     validate_snapshot(snapshot, dataset)
+    commit_central(
+        params.data_root,
+        run,
+        snapshot.new_events,
+        not incremental,
+        snapshot.high_water_mark,
+        snapshot.sources,
+    )
     features = build_features(snapshot, dataset, run)
     split = split_events(snapshot, dataset, run)
     training = dict(
@@ -106,6 +123,8 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         run_folder=run.path,
         counts=snapshot.counts,
         quarantined=snapshot.quarantined,
+        new_events=snapshot.n_new_events,
+        already_ingested=snapshot.n_already_ingested,
         ignored_event_types=snapshot.ignored_event_types,
         metrics={name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()},
         gate_passed=decision.passed,

@@ -4,6 +4,7 @@ defaults, choices and bounds; the command line accepts the same names."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -41,6 +42,14 @@ class NightlyParams(BaseModel):
             "dataset.toml: features, event weights, per-table sources. Empty = the "
             "dataset.toml inside a files source, else the demo store's"
         ),
+    )
+    extraction: Literal["full", "incremental"] = Field(
+        "full",
+        description="full: read every event; incremental: only events since the central "
+        "dataset's high-water mark (minus late_arrival_hours), appended without duplicates",
+    )
+    late_arrival_hours: float = Field(
+        72.0, ge=0, le=8760, description="how late an event may arrive and still be caught"
     )
     max_unjoined_share: float = Field(
         0.01,

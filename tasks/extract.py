@@ -21,6 +21,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
+from tasks.central import load_state, merge_new_events, read_central_events, since_for
 from tasks.contract import conform, missing_required
 from tasks.dataset import DatasetSpec
 from tasks.run_context import TABLES, RunFolder, Snapshot
@@ -69,10 +70,21 @@ def unjoined_events(events: pd.DataFrame, users: pd.DataFrame, products: pd.Data
     retry_condition_fn=_retry_if_transient,
 )
 def extract(
-    source: str, dataset: DatasetSpec, run: RunFolder, max_unjoined_share: float = 0.01
+    source: str,
+    dataset: DatasetSpec,
+    run: RunFolder,
+    max_unjoined_share: float = 0.01,
+    incremental: bool = False,
+    late_arrival_hours: float = 72.0,
 ) -> Snapshot:
-    """Read, conform and integrate the three tables; write the snapshot."""
+    """Read, conform and integrate the three tables; write the snapshot.
+
+    incremental: keep only events at or after the central dataset's high-water mark minus
+    `late_arrival_hours`, and add the ones not ingested yet to the central dataset's events.
+    """
     logger = get_run_logger()
+    state = load_state(run.data_root) if incremental else None
+    since = since_for(state, late_arrival_hours)
     default = default_spec(source)
     frames: dict[str, pd.DataFrame] = {}
     origins: dict[str, str] = {}
@@ -90,15 +102,24 @@ def extract(
         logger.info("extracted %s: %d rows from %s", table, len(raw), origin)
 
     events = frames["events"]
+    read_counts = {t: len(frames[t]) for t in TABLES}
+    if since is not None:
+        before = events["occurred_at"] < pd.Timestamp(since)
+        events = events[~before].reset_index(drop=True)
+        read_counts["events"] = len(events)
+        logger.info(
+            "incremental: %d events since %s (%d older skipped)", len(events), since, before.sum()
+        )
     orphan, reasons = unjoined_events(events, frames["users"], frames["products"])
     quarantined = {table: 0 for table in TABLES}
+    quarantine_parts = []
     if orphan.any():
         share = orphan.mean()
-        quarantine = events[orphan].assign(quarantine_reason=reasons.to_numpy())
-        quarantine.to_parquet(run.sub("quarantine", "events.parquet"), index=False)
+        quarantine_parts.append(events[orphan].assign(quarantine_reason=reasons.to_numpy()))
         quarantined["events"] = int(orphan.sum())
         counts = reasons.value_counts().to_dict()
         if share > max_unjoined_share:
+            _write_quarantine(run, quarantine_parts)
             raise IntegrationError(
                 f"{orphan.sum():,} of {len(events):,} events ({share:.1%}) do not join: "
                 + ", ".join(f"{n:,} with {reason}" for reason, n in counts.items())
@@ -107,7 +128,19 @@ def extract(
                 "the same users and products"
             )
         logger.warning("quarantined %d events that do not join: %s", orphan.sum(), counts)
-        frames["events"] = events[~orphan].reset_index(drop=True)
+        events = events[~orphan].reset_index(drop=True)
+
+    central = read_central_events(run.data_root, state) if state else None
+    merged, new, repeated, already_ingested = merge_new_events(central, events)
+    if len(repeated):
+        quarantine_parts.append(
+            repeated.assign(quarantine_reason="duplicate of another event in this extract")
+        )
+        quarantined["events"] += len(repeated)
+    _write_quarantine(run, quarantine_parts)
+    frames["events"] = merged
+    new_events_path = run.sub("central", "new_events.parquet")
+    new.to_parquet(new_events_path, index=False)
 
     known_types = set(dataset.events.weights) | set(dataset.events.transaction_types)
     type_counts = frames["events"]["event_type"].value_counts()
@@ -119,7 +152,6 @@ def extract(
         frames[table].to_parquet(path, index=False)
         paths[table], row_counts[table] = path, len(frames[table])
         fingerprints.append(table_fingerprint(frames[table]))
-    read_counts = {t: row_counts[t] + quarantined[t] for t in TABLES}
 
     create_table_artifact(
         key="extraction",
@@ -128,8 +160,10 @@ def extract(
                 "table": t,
                 "source": origins[t],
                 "rows_read": read_counts[t],
-                "rows_kept": row_counts[t],
                 "rows_quarantined": quarantined[t],
+                "rows_new": len(new) if t == "events" else read_counts[t] - quarantined[t],
+                "rows_already_ingested": already_ingested if t == "events" else 0,
+                "rows_in_dataset": row_counts[t],
             }
             for t in TABLES
         ],
@@ -144,4 +178,15 @@ def extract(
         ignored_event_types=ignored,
         fingerprint=hashlib.sha256("".join(fingerprints).encode()).hexdigest(),
         sources=origins,
+        new_events=new_events_path,
+        n_new_events=len(new),
+        n_already_ingested=already_ingested,
+        high_water_mark=merged["occurred_at"].max() if len(merged) else None,
+        incremental=incremental,
     )
+
+
+def _write_quarantine(run: RunFolder, parts: list[pd.DataFrame]) -> None:
+    if parts:
+        quarantine = pd.concat(parts, ignore_index=True)
+        quarantine.to_parquet(run.sub("quarantine", "events.parquet"), index=False)

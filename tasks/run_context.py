@@ -38,12 +38,18 @@ class Snapshot(BaseModel):
     """What extraction read: one Parquet file per table, row counts and a content hash."""
 
     tables: dict[str, Path]
-    counts: dict[str, int]  # rows kept per table (read = kept + quarantined)
+    counts: dict[str, int]  # rows in the dataset per table
+    # rows read this run = new + quarantined + already ingested (the last only incremental)
     read_counts: dict[str, int] = {}
     quarantined: dict[str, int] = {}
     ignored_event_types: dict[str, int] = {}  # event types with no weight: kept, not used
     fingerprint: str
     sources: dict[str, str]  # where each table came from, passwords masked
+    new_events: Path | None = None  # events not in the central dataset yet
+    n_new_events: int = 0
+    n_already_ingested: int = 0  # re-read by an incremental extraction, already central
+    high_water_mark: datetime | None = None
+    incremental: bool = False
 
 
 class FeatureSet(BaseModel):
