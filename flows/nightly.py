@@ -37,6 +37,8 @@ class RunSummary(BaseModel):
     run_folder: Path
     counts: dict[str, int]
     quarantined: dict[str, int] = {}
+    row_accounting: dict[str, dict] = {}
+    data_docs: Path | None = None
     new_events: int = 0
     already_ingested: int = 0
     ignored_event_types: dict[str, int] = {}
@@ -56,11 +58,15 @@ class RunSummary(BaseModel):
                 f"incremental: {self.new_events:,} new events, "
                 f"{self.already_ingested:,} already in the central dataset"
             )
-        if any(self.quarantined.values()):
-            lines.append(
-                "quarantined (read = kept + quarantined): "
-                + ", ".join(f"{n:,} {t}" for t, n in self.quarantined.items() if n)
+        for table, account in self.row_accounting.items():
+            line = (
+                f"{table}: read {account['read']:,} = clean {account['clean']:,} "
+                f"+ quarantined {account['quarantined']:,}"
             )
+            reasons = "; ".join(f"{n:,} {r}" for r, n in account["reasons"].items())
+            lines.append(line + (f" ({reasons})" if reasons else ""))
+        if self.data_docs:
+            lines.append(f"data docs: {self.data_docs / 'index.html'}")
         if self.ignored_event_types:
             lines.append(
                 f"event types ignored (no weight in dataset.toml): {self.ignored_event_types}"
@@ -91,7 +97,7 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
     snapshot = extract.with_options(retries=params.source_retries)(
         source, dataset, run, params.max_unjoined_share, incremental, params.late_arrival_hours
     )
-    validate_snapshot(snapshot, dataset)
+    snapshot, validation = validate_snapshot(snapshot, dataset, run, params.max_quarantine_share)
     commit_central(
         params.data_root,
         run,
@@ -123,6 +129,8 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         run_folder=run.path,
         counts=snapshot.counts,
         quarantined=snapshot.quarantined,
+        row_accounting={t: a.model_dump() for t, a in validation.accounts.items()},
+        data_docs=validation.data_docs,
         new_events=snapshot.n_new_events,
         already_ingested=snapshot.n_already_ingested,
         ignored_event_types=snapshot.ignored_event_types,

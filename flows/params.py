@@ -58,6 +58,13 @@ class NightlyParams(BaseModel):
         description="share of events whose user or product is unknown that is quarantined; "
         "above it the run stops",
     )
+    max_quarantine_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="share of a table's rows that validation may quarantine; above it the "
+        "run stops before training",
+    )
     top_n: int = Field(20, ge=1, le=500, description="recommendations per user")
     model: LightFMParams = Field(default_factory=LightFMParams)
     popularity_half_life_days: float = Field(

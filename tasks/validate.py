@@ -1,10 +1,19 @@
-"""Validate: run the Great Expectations suite of each table (expectations/<table>.json).
+"""Validate: run the Great Expectations suite of each table (expectations/<table>.json),
+quarantine bad rows, stop the run on a broken table, and build Data Docs.
 
-Each expectation carries a severity: a failed `critical` one stops the run before training
-with a message naming the file, column, expectation and what was observed; a failed
-`warning` one is reported. Suites may use two placeholders, filled in at run time:
-`${now}` (the run's start, UTC) and `${ids:<table>.<column>}` (the id set of another table,
-for foreign keys).
+What a failed expectation does depends on how the suite marks it:
+- `"meta": {"on_failure": "quarantine"}` (row-level): the failing rows move, with their
+  original values, the failed expectation(s) and a reason, to
+  `quarantine/<table>.parquet`; the run goes on with the clean rows while the
+  quarantined share of the table stays under `max_quarantine_share`.
+- `"severity": "critical"` otherwise (table-level: empty table, missing column, ...): the
+  run stops before training with a message naming file, column, expectation, observation.
+- `"severity": "warning"` / `"info"`: reported only.
+
+Tables are validated users → products → events, so foreign keys are checked against the
+clean users and products. Suites may use placeholders filled in at run time: `${now}`,
+`${event_types}` (the types dataset.toml weights) and `${ids:<table>.<column>}`.
+Every run's results are Great Expectations Data Docs in `runs/<run_id>/data_docs/`.
 """
 
 from __future__ import annotations
@@ -15,23 +24,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
 from tasks.dataset import REQUIRED_COLUMNS, DatasetSpec
-from tasks.run_context import TABLES, Snapshot
+from tasks.run_context import TABLES, RunFolder, Snapshot
 from tasks.settings import get_settings
 
 IDS_PLACEHOLDER = re.compile(r"^\$\{ids:(\w+)\.(\w+)\}$")
 SAMPLE_SIZE = 5
 REQUIRED = {column for columns in REQUIRED_COLUMNS.values() for column in columns}
+QUARANTINE_REASON = "quarantine_reason"
+FAILED_EXPECTATIONS = "failed_expectations"
 
 
 class DataValidationError(RuntimeError):
-    """A critical expectation failed; the message says where and what to fix."""
+    """A table-level expectation failed or too many rows were bad; the message says where."""
 
 
 class ExpectationOutcome(BaseModel):
@@ -40,22 +52,39 @@ class ExpectationOutcome(BaseModel):
     expectation: str
     column: str | None
     severity: str
+    on_failure: str  # "stop", "quarantine" or "report"
     success: bool
     unexpected_count: int | None = None
     element_count: int | None = None
     observed: str = ""
 
+    @property
+    def label(self) -> str:
+        where = f"column {self.column!r}" if self.column else "table"
+        return f"{where} {self.expectation}"
+
+
+class TableAccount(BaseModel):
+    """read = clean + quarantined, always."""
+
+    read: int
+    clean: int
+    quarantined: int
+    reasons: dict[str, int]
+
 
 class ValidationReport(BaseModel):
     outcomes: list[ExpectationOutcome]
+    accounts: dict[str, TableAccount]
+    data_docs: Path | None = None
 
     @property
-    def critical_failures(self) -> list[ExpectationOutcome]:
-        return [o for o in self.outcomes if not o.success and o.severity == "critical"]
+    def stop_failures(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success and o.on_failure == "stop"]
 
     @property
     def warnings(self) -> list[ExpectationOutcome]:
-        return [o for o in self.outcomes if not o.success and o.severity != "critical"]
+        return [o for o in self.outcomes if not o.success and o.on_failure == "report"]
 
 
 def load_suite_config(
@@ -91,8 +120,9 @@ def _describe(result: dict) -> str:
     return f"e.g. {shown}"
 
 
-def gx_context():
-    """An in-memory GE context: no files, no temp Data Docs sites, no progress bars."""
+def gx_context(data_docs_dir: Path | None = None):
+    """An in-memory GE context (no temp sites, no progress bars) with, if asked, a Data
+    Docs site written to `data_docs_dir`."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -105,116 +135,247 @@ def gx_context():
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
     )
-    return gx.get_context(mode="ephemeral", project_config=config)
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    if data_docs_dir is not None:
+        context.add_data_docs_site(
+            site_name="run",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(data_docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return context
+
+
+def _on_failure(expectation: dict) -> str:
+    if (expectation.get("meta") or {}).get("on_failure") == "quarantine":
+        return "quarantine"
+    return "stop" if expectation.get("severity", "critical") == "critical" else "report"
 
 
 def run_suite(
-    context, table: str, file: Path, frame: pd.DataFrame, suite_config: dict
-) -> list[ExpectationOutcome]:
-    """Validate one DataFrame against one suite."""
+    context, table: str, file: Path, frame: pd.DataFrame, suite_config: dict, docs: bool
+) -> tuple[list[ExpectationOutcome], dict[str, np.ndarray]]:
+    """Validate one table; return the outcomes and, per row-level failure, the failing
+    row positions."""
     import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
 
-    batch = (
+    batch_definition = (
         context.data_sources.add_pandas(f"{table}_source")
         .add_dataframe_asset(table)
         .add_batch_definition_whole_dataframe("snapshot")
-        .get_batch(batch_parameters={"dataframe": frame})
     )
-    suite = gx.ExpectationSuite(name=suite_config["name"])
-    not_applicable = []
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_config["name"]))
+    outcomes: list[ExpectationOutcome] = []
+    actions: dict[int, str] = {}
     for expectation in suite_config["expectations"]:
         column = expectation["kwargs"].get("column")
         if column is not None and column not in frame.columns and column not in REQUIRED:
             # A suite can describe optional columns that this shop's data does not have.
-            not_applicable.append(
+            outcomes.append(
                 ExpectationOutcome(
                     table=table,
                     file=file.name,
                     expectation=expectation["type"],
                     column=column,
                     severity=expectation.get("severity", "critical"),
+                    on_failure=_on_failure(expectation),
                     success=True,
                     observed=f"not applicable: no column {column!r} in this dataset",
                 )
             )
             continue
-        suite.add_expectation_configuration(ExpectationConfiguration(**expectation))
-    result = batch.validate(suite, result_format={"result_format": "SUMMARY"})
+        # GE may report results in another order than the suite's: tag each expectation.
+        position = len(actions)
+        actions[position] = _on_failure(expectation)
+        tagged = expectation | {"meta": (expectation.get("meta") or {}) | {"position": position}}
+        suite.add_expectation_configuration(ExpectationConfiguration(**tagged))
+    suite.save()
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=table, data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{table}_checkpoint",
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="docs", site_names=["run"])] if docs else [],
+            result_format={"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_SIZE},
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": frame.reset_index(drop=True)})
+    (result,) = run.run_results.values()
 
-    outcomes = list(not_applicable)
+    failing_rows: dict[str, np.ndarray] = {}
     for item in result.results:
         config = item.expectation_config
         error = (item.exception_info or {}).get("exception_message")
-        outcomes.append(
-            ExpectationOutcome(
-                table=table,
-                file=file.name,
-                expectation=config.type,
-                column=config.kwargs.get("column"),
-                severity=str(getattr(config.severity, "value", config.severity) or "critical"),
-                success=bool(item.success),
-                unexpected_count=item.result.get("unexpected_count"),
-                element_count=item.result.get("element_count"),
-                observed=f"error: {error}" if error else _describe(item.result),
-            )
+        on_failure = actions[config.meta["position"]]
+        rows = item.result.get("unexpected_index_list")
+        if on_failure == "quarantine" and not item.success and (error or rows is None):
+            on_failure = "stop"  # a row-level check that could not name its rows
+        outcome = ExpectationOutcome(
+            table=table,
+            file=file.name,
+            expectation=config.type,
+            column=config.kwargs.get("column"),
+            severity=str(getattr(config.severity, "value", config.severity) or "critical"),
+            on_failure=on_failure,
+            success=bool(item.success),
+            unexpected_count=item.result.get("unexpected_count"),
+            element_count=item.result.get("element_count"),
+            observed=f"error: {error}" if error else _describe(item.result),
         )
-    return outcomes
+        outcomes.append(outcome)
+        if on_failure == "quarantine" and not item.success:
+            failing_rows[outcome.label] = np.asarray(rows, dtype=np.int64)
+    return outcomes, failing_rows
 
 
-def failure_message(failures: list[ExpectationOutcome]) -> str:
-    lines = [f"data validation failed: {len(failures)} critical expectation(s):"]
-    for f in failures:
-        where = f"{f.file}: column {f.column!r}" if f.column else f"{f.file}: table"
-        counts = f"{f.unexpected_count:,} of {f.element_count:,} rows" if f.unexpected_count else ""
-        lines.append(
-            f"  - {where} failed {f.expectation}: {' '.join(filter(None, [counts, f.observed]))}"
-        )
+def split_bad_rows(
+    frame: pd.DataFrame, failing_rows: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(clean rows, quarantined rows with `failed_expectations` and `quarantine_reason`)."""
+    labels = pd.Series("", index=range(len(frame)), dtype="string")
+    for label, rows in failing_rows.items():
+        labels.iloc[rows] = labels.iloc[rows] + label + "; "
+    bad = (labels != "").to_numpy()
+    quarantined = frame.reset_index(drop=True)[bad].copy()
+    failed = labels[bad].str.rstrip("; ")
+    quarantined[FAILED_EXPECTATIONS] = failed.to_numpy()
+    quarantined[QUARANTINE_REASON] = ("failed " + failed).to_numpy()
+    return frame.reset_index(drop=True)[~bad].reset_index(drop=True), quarantined
+
+
+def failure_message(failures: list[str]) -> str:
+    lines = [f"data validation failed ({len(failures)} problem(s)):"]
+    lines += [f"  - {failure}" for failure in failures]
     lines.append(
-        "Fix the source data (or the suite in expectations/) and run again; nothing was published."
+        "Fix the source data (or the suite in expectations/) and run again; nothing was "
+        "published and the previous `latest` stays."
     )
     return "\n".join(lines)
 
 
+def _stop_line(outcome: ExpectationOutcome) -> str:
+    counts = (
+        f"{outcome.unexpected_count:,} of {outcome.element_count:,} rows"
+        if outcome.unexpected_count
+        else ""
+    )
+    details = " ".join(filter(None, [counts, outcome.observed]))
+    where = (
+        f"{outcome.file}: column {outcome.column!r}" if outcome.column else f"{outcome.file}: table"
+    )
+    return f"{where} failed {outcome.expectation}: {details}"
+
+
 @task(name="validate")
 def validate_snapshot(
-    snapshot: Snapshot, dataset: DatasetSpec, expectations_dir: Path | None = None
-) -> ValidationReport:
-    """Run every table's suite; publish a table artifact; raise on a critical failure."""
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    run: RunFolder,
+    max_quarantine_share: float = 0.01,
+    expectations_dir: Path | None = None,
+    data_docs: bool = True,
+) -> tuple[Snapshot, ValidationReport]:
+    """Validate and clean every table; return the snapshot of clean tables and a report."""
     logger = get_run_logger()
     suites_dir = Path(expectations_dir or get_settings().expectations_dir)
     now = datetime.now(UTC)
-    tables = {name: pd.read_parquet(snapshot.tables[name]) for name in TABLES}
-    outcomes: list[ExpectationOutcome] = []
-    context = gx_context()
-    for name in TABLES:
-        suite_path = suites_dir / f"{name}.json"
-        if not suite_path.exists():
-            raise FileNotFoundError(f"no expectation suite for table {name!r}: {suite_path}")
-        event_types = list(dataset.events.weights) + list(dataset.events.transaction_types)
-        config = load_suite_config(suite_path, now, tables, event_types)
-        outcomes += run_suite(context, name, snapshot.tables[name], tables[name], config)
+    docs_dir = run.sub("data_docs", "index.html").parent if data_docs else None
+    context = gx_context(docs_dir)
+    event_types = list(dataset.events.weights) + list(dataset.events.transaction_types)
 
-    report = ValidationReport(outcomes=outcomes)
+    clean: dict[str, pd.DataFrame] = {}
+    outcomes: list[ExpectationOutcome] = []
+    accounts: dict[str, TableAccount] = {}
+    problems: list[str] = []
+    clean_paths: dict[str, Path] = {}
+    for table in TABLES:
+        frame = pd.read_parquet(snapshot.tables[table])
+        suite_path = suites_dir / f"{table}.json"
+        if not suite_path.exists():
+            raise FileNotFoundError(f"no expectation suite for table {table!r}: {suite_path}")
+        config = load_suite_config(suite_path, now, clean | {table: frame}, event_types)
+        table_outcomes, failing_rows = run_suite(
+            context, table, snapshot.tables[table], frame, config, data_docs
+        )
+        outcomes += table_outcomes
+        clean[table], quarantined = split_bad_rows(frame, failing_rows)
+
+        earlier = snapshot.quarantined.get(table, 0)  # set aside by extraction
+        quarantine_path = run.path / "quarantine" / f"{table}.parquet"
+        reasons = quarantined[QUARANTINE_REASON].value_counts().to_dict()
+        if earlier and quarantine_path.exists():
+            before = pd.read_parquet(quarantine_path)
+            reasons = before[QUARANTINE_REASON].value_counts().to_dict() | reasons
+            quarantined = pd.concat([before, quarantined], ignore_index=True)
+        if len(quarantined):
+            quarantined.to_parquet(run.sub("quarantine", f"{table}.parquet"), index=False)
+        # Rows of this table = clean + quarantined (by extraction or by this suite).
+        account = TableAccount(
+            read=len(clean[table]) + len(quarantined),
+            clean=len(clean[table]),
+            quarantined=len(quarantined),
+            reasons={str(k): int(v) for k, v in reasons.items()},
+        )
+        accounts[table] = account
+        share = account.quarantined / account.read if account.read else 0.0
+        if share > max_quarantine_share:
+            top = ", ".join(f"{n:,} × {reason}" for reason, n in account.reasons.items())
+            problems.append(
+                f"{snapshot.tables[table].name}: {account.quarantined:,} of {account.read:,} rows "
+                f"({share:.1%}) quarantined, above max_quarantine_share "
+                f"{max_quarantine_share:.1%}: {top}"
+            )
+        path = run.sub("clean", f"{table}.parquet")
+        clean[table].to_parquet(path, index=False)
+        clean_paths[table] = path
+
+    report = ValidationReport(outcomes=outcomes, accounts=accounts, data_docs=docs_dir)
+    problems = [_stop_line(o) for o in report.stop_failures] + problems
     create_table_artifact(
         key="validation-summary",
         table=[o.model_dump() for o in outcomes],
         description=(
             f"{sum(o.success for o in outcomes)}/{len(outcomes)} expectations passed; "
-            f"{len(report.critical_failures)} critical failure(s), "
-            f"{len(report.warnings)} warning(s)"
+            + "; ".join(
+                f"{t}: read {a.read:,} = clean {a.clean:,} + quarantined {a.quarantined:,}"
+                for t, a in accounts.items()
+            )
         ),
     )
-    for warning in report.warnings:
-        logger.warning(
-            "validation warning: %s %s %s %s",
-            warning.file,
-            warning.column,
-            warning.expectation,
-            warning.observed,
+    if docs_dir is not None:
+        create_link_artifact(
+            key="data-docs",
+            link=(docs_dir / "index.html").resolve().as_uri(),
+            link_text="Great Expectations Data Docs of this run",
         )
-    if report.critical_failures:
-        raise DataValidationError(failure_message(report.critical_failures))
-    return report
+    for warning in report.warnings:
+        logger.warning("validation warning: %s", _stop_line(warning))
+    for table, account in accounts.items():
+        if account.quarantined:
+            logger.warning(
+                "quarantined %d %s rows: %s", account.quarantined, table, account.reasons
+            )
+    (run.path / "row_accounting.json").write_text(
+        json.dumps({t: a.model_dump() for t, a in accounts.items()}, indent=2)
+    )
+    if problems:
+        raise DataValidationError(failure_message(problems))
+    clean_snapshot = snapshot.model_copy(
+        update={
+            "tables": clean_paths,
+            "counts": {t: a.clean for t, a in accounts.items()},
+            "quarantined": {t: a.quarantined for t, a in accounts.items()},
+        }
+    )
+    return clean_snapshot, report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pandas as pd
@@ -57,21 +58,76 @@ def test_many_orphan_events_stop_the_run_naming_the_column(data_root):
     assert not (run / "models").exists() and not (data_root / "published").exists()
 
 
-def test_unparseable_timestamp_fails_and_unknown_event_type_is_ignored(data_root):
+def test_bad_rows_are_quarantined_by_id_with_the_failed_rule(data_root):
     corrupt(
         data_root,
         "UPDATE events SET occurred_at = 'not a date' WHERE event_id = 1",
+        "UPDATE events SET rating = 9 WHERE event_id = (SELECT MIN(event_id) FROM events "
+        "WHERE event_type = 'review')",
         "UPDATE events SET event_type = 'teleport' WHERE event_id IN (2, 4)",
     )
+    summary = nightly(params(data_root))
+    assert summary.published_version is not None
+    run = data_root / "runs" / summary.run_id
+    quarantine = pd.read_parquet(run / "quarantine" / "events.parquet").set_index("event_id")
+    assert len(quarantine) == 2
+    assert quarantine.loc["1", "failed_expectations"] == (
+        "column 'occurred_at' expect_column_values_to_not_be_null"
+    )
+    rated = quarantine.drop(index="1")
+    assert rated["rating"].iloc[0] == 9  # original values kept
+    assert rated["failed_expectations"].iloc[0] == (
+        "column 'rating' expect_column_values_to_be_between"
+    )
+    # read = clean + quarantined, and the summary says so
+    account = summary.row_accounting["events"]
+    assert account["read"] == account["clean"] + account["quarantined"]
+    assert account["quarantined"] == 2
+    assert "events: read " in summary.render()
+    clean = pd.read_parquet(run / "clean" / "events.parquet")
+    assert not set(clean["event_id"]) & set(quarantine.index)
+    # a type without a weight is kept (and counted), not quarantined
+    assert summary.ignored_event_types == {"teleport": 2}
+    assert {"2", "4"} <= set(clean["event_id"])
+
+
+def test_too_many_bad_rows_stop_the_run_naming_file_column_and_rule(data_root):
+    corrupt(data_root, "UPDATE events SET quantity = 0 WHERE event_type = 'purchase'")
     with pytest.raises(DataValidationError) as failure:
         nightly(params(data_root))
     message = str(failure.value)
-    assert (
-        "events.parquet: column 'occurred_at' failed expect_column_values_to_not_be_null" in message
-    )
-    assert "1 of " in message
-    assert "event_type" not in message  # a type without a weight is not an error
+    assert "events.parquet: " in message and "above max_quarantine_share 1.0%" in message
+    assert "failed column 'quantity' expect_column_values_to_be_between" in message
     assert_nothing_trained_or_published(data_root)
+    (run,) = (data_root / "runs").iterdir()
+    accounting = json.loads((run / "row_accounting.json").read_text())
+    events = accounting["events"]
+    assert events["read"] == events["clean"] + events["quarantined"] > 0
+
+
+def test_an_empty_table_stops_the_run(data_root):
+    corrupt(data_root, "DELETE FROM events")
+    with pytest.raises(
+        DataValidationError,
+        match=r"events.parquet: table failed "
+        r"expect_table_row_count_to_be_between: observed 0",
+    ):
+        nightly(params(data_root))
+    assert_nothing_trained_or_published(data_root)
+
+
+def test_data_docs_show_the_failed_expectations(data_root):
+    corrupt(
+        data_root,
+        "UPDATE events SET rating = 9 WHERE event_id = (SELECT MIN(event_id) "
+        "FROM events WHERE event_type = 'review')",
+    )
+    summary = nightly(params(data_root))
+    docs = summary.data_docs
+    assert (docs / "index.html").exists()
+    (page,) = (docs / "validations" / "events").rglob("*.html")
+    html = page.read_text()
+    assert "rating" in html and "Failed" in html
 
 
 def test_unknown_event_types_are_counted_in_the_summary(data_root):
@@ -81,19 +137,33 @@ def test_unknown_event_types_are_counted_in_the_summary(data_root):
     assert "event types ignored (no weight in dataset.toml): {'teleport': 2}" in summary.render()
 
 
-def test_duplicate_user_ids_fail(data_root):
+def test_duplicate_user_ids_are_quarantined_with_their_events(data_root):
+    with sqlite3.connect(data_root / "demo" / "store.db") as connection:
+        (user,) = connection.execute(
+            "SELECT user_id FROM events GROUP BY user_id HAVING COUNT(*) BETWEEN 5 AND 60 "
+            "ORDER BY user_id LIMIT 1"
+        ).fetchone()
     corrupt(
         data_root,
         "CREATE TABLE users_copy AS SELECT * FROM users",
         "DROP TABLE users",
         "CREATE TABLE users AS SELECT * FROM users_copy UNION ALL "
-        "SELECT * FROM users_copy WHERE user_id = 'U0000001'",
+        f"SELECT * FROM users_copy WHERE user_id = '{user}'",
     )
-    with pytest.raises(
-        DataValidationError,
-        match="users.parquet: column 'user_id' failed expect_column_values_to_be_unique",
-    ):
-        nightly(params(data_root))
+    summary = nightly(params(data_root))
+    run = data_root / "runs" / summary.run_id
+    users = pd.read_parquet(run / "quarantine" / "users.parquet")
+    assert list(users["user_id"]) == [user, user]
+    assert set(users["failed_expectations"]) == {
+        "column 'user_id' expect_column_values_to_be_unique"
+    }
+    events = pd.read_parquet(run / "quarantine" / "events.parquet")
+    assert set(events["user_id"]) == {user}
+    assert set(events["failed_expectations"]) == {
+        "column 'user_id' expect_column_values_to_be_in_set"
+    }
+    recs = pd.read_parquet(summary.published_path)
+    assert user not in set(recs["user_id"])
 
 
 def test_missing_required_column_is_a_clear_source_error(data_root):
