@@ -290,7 +290,7 @@ def validate_snapshot(
     logger = get_run_logger()
     suites_dir = Path(expectations_dir or get_settings().expectations_dir)
     now = datetime.now(UTC)
-    docs_dir = run.sub("data_docs", "index.html").parent if data_docs else None
+    docs_dir = run.sub("data_docs", "index.html").parent.resolve() if data_docs else None
     context = gx_context(docs_dir)
     event_types = list(dataset.events.weights) + list(dataset.events.transaction_types)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,13 +38,16 @@ def store_tables(db_path) -> dict[str, pd.DataFrame]:
         }
 
 
-def test_nightly_publishes_valid_top_n_for_every_user(data_root):
-    summary = run_nightly(data_root)
+def test_nightly_publishes_valid_top_n_for_every_user(data_root, monkeypatch):
+    monkeypatch.chdir(data_root.parent)  # the default: a relative data root, `data/`
+    summary = run_nightly(Path(data_root.name))
+    data_root = data_root.resolve()
 
     latest = data_root / "published" / "latest"
     assert latest.is_symlink()
-    assert summary.published_path == data_root / "published" / summary.published_version / (
-        "recommendations.parquet"
+    assert (
+        summary.published_path.resolve()
+        == data_root / "published" / summary.published_version / ("recommendations.parquet")
     )
     recs = pd.read_parquet(latest / "recommendations.parquet")
     store = store_tables(data_root / "demo" / "store.db")
