@@ -10,6 +10,7 @@ fail validation naming the column); no row is dropped here.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from tasks.dataset import REQUIRED_COLUMNS, DatasetSpec, NumericFeature
@@ -56,7 +57,35 @@ def as_string(values: pd.Series) -> pd.Series:
 
 
 def conform(table: str, frame: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFrame:
-    """The contract's types for every column of `table`; column order is kept."""
+    """The contract's types for every column of `table`, rows in canonical order."""
+    return canonical_order(table, conform_types(table, frame, dataset))
+
+
+def type_word(values: pd.Series) -> str:
+    """What a person calls the type of a conformed column."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "a timestamp"
+    if pd.api.types.is_bool_dtype(values):
+        return "true/false"
+    return "a number"
+
+
+def unparseable(raw: pd.DataFrame, typed: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per column, the rows whose value was there but could not be read as its type
+    (text in a numeric column, a date nobody can parse)."""
+    problems = {}
+    for column in typed.columns:
+        if pd.api.types.is_string_dtype(typed[column]):
+            continue
+        given = raw[column].notna() & (raw[column].astype("string").str.strip() != "")
+        lost = (given.fillna(False) & typed[column].isna()).to_numpy(dtype=bool)
+        if lost.any():
+            problems[column] = lost
+    return problems
+
+
+def conform_types(table: str, frame: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFrame:
+    """The contract's types for every column of `table`; row and column order kept."""
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
     numeric = {
@@ -82,7 +111,7 @@ def conform(table: str, frame: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFra
             frame[column] = values.astype("string").str.strip()
         else:
             frame[column] = as_string(values)
-    return canonical_order(table, frame)
+    return frame
 
 
 def canonical_order(table: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -17,11 +17,23 @@ OPTIONAL_EVENT_COLUMNS: tuple[str, ...] = ("event_id", "quantity", "unit_price",
 ID_COLUMNS: dict[str, str] = {"users": "user_id", "products": "product_id"}
 
 
-class CategoricalFeature(BaseModel):
+class TextCleaning(BaseModel):
+    """How the values of a text feature are tidied before use (all optional)."""
+
+    case: Literal["lower", "upper", "title"] | None = Field(
+        None, description="'Moisturizer ', 'MOISTURIZER' -> one spelling"
+    )
+    synonyms: dict[str, str] = Field(
+        default_factory=dict,
+        description="value -> canonical value, applied after case: {moisturiser = 'moisturizer'}",
+    )
+
+
+class CategoricalFeature(TextCleaning):
     kind: Literal["categorical"] = "categorical"
 
 
-class MultiFeature(BaseModel):
+class MultiFeature(TextCleaning):
     kind: Literal["multi"] = "multi"
     sep: str = "|"
 
@@ -71,6 +83,17 @@ class ProductsSpec(TableSpec):
     )
 
 
+class CleaningSpec(BaseModel):
+    """Rules that set implausible rows aside (quarantine) instead of training on them."""
+
+    max_price_ratio: float | None = Field(
+        100.0,
+        gt=1,
+        description="an event's unit_price above this many times its product's median "
+        "unit_price is quarantined; empty = off",
+    )
+
+
 class SourceSpec(BaseModel):
     """Where one table comes from, when it is not the run's default `source`.
 
@@ -98,6 +121,7 @@ class DatasetSpec(BaseModel):
     events: EventsSpec = Field(default_factory=EventsSpec)
     user_features: dict[str, FeatureSpec] = Field(default_factory=dict)
     product_features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    cleaning: CleaningSpec = Field(default_factory=CleaningSpec)
     users: TableSpec = Field(default_factory=TableSpec)
     products: ProductsSpec = Field(default_factory=ProductsSpec)
     sources: dict[Literal["users", "products", "events"], SourceSpec] = Field(default_factory=dict)

@@ -22,8 +22,16 @@ from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
 from tasks.central import load_state, merge_new_events, read_central_events, since_for
-from tasks.contract import conform, missing_required
+from tasks.clean import normalise_text
+from tasks.contract import (
+    canonical_order,
+    conform_types,
+    missing_required,
+    type_word,
+    unparseable,
+)
 from tasks.dataset import DatasetSpec
+from tasks.quarantine import append_quarantine, quarantine_rows, row_labels
 from tasks.run_context import TABLES, RunFolder, Snapshot
 from tasks.sources import SourceError, default_spec, read_source
 
@@ -88,44 +96,63 @@ def extract(
     default = default_spec(source)
     frames: dict[str, pd.DataFrame] = {}
     origins: dict[str, str] = {}
+    read_counts: dict[str, int] = {}
+    quarantined = {table: 0 for table in TABLES}
     for table in TABLES:
         spec = dataset.sources.get(table, default)
         raw, origin = read_source(table, spec, default.url, dataset.base_dir)
+        raw.columns = [str(column).strip() for column in raw.columns]
         missing = missing_required(table, raw)
         if missing:
             raise SourceError(
                 f"{table} from {origin} lacks required column(s) {missing} "
                 f"(it has {list(raw.columns)}); see the dataset contract in the README"
             )
-        frames[table] = conform(table, raw, dataset)
+        typed = conform_types(table, raw, dataset)
+        bad_values = unparseable(raw, typed)
+        if bad_values:
+            # Text in a numeric column, a date nobody can read: set aside as it came.
+            labels = {
+                f"column {c!r} readable as {type_word(typed[c])}": m for c, m in bad_values.items()
+            }
+            bad = np.logical_or.reduce(list(labels.values()))
+            failed = row_labels(len(raw), labels)[bad]
+            append_quarantine(
+                run.sub("quarantine", f"{table}.parquet"),
+                quarantine_rows(raw[bad], failed, "unreadable value: " + failed),
+            )
+            quarantined[table] += int(bad.sum())
+            typed = typed[~bad]
+        frames[table] = canonical_order(table, normalise_text(table, typed, dataset))
         origins[table] = origin
+        read_counts[table] = len(raw)
         logger.info("extracted %s: %d rows from %s", table, len(raw), origin)
 
     events = frames["events"]
-    read_counts = {t: len(frames[t]) for t in TABLES}
     if since is not None:
         before = events["occurred_at"] < pd.Timestamp(since)
         events = events[~before].reset_index(drop=True)
-        read_counts["events"] = len(events)
+        read_counts["events"] = len(events) + quarantined["events"]
         logger.info(
             "incremental: %d events since %s (%d older skipped)", len(events), since, before.sum()
         )
+    events_quarantine = run.sub("quarantine", "events.parquet")
     orphan, reasons = unjoined_events(events, frames["users"], frames["products"])
-    quarantined = {table: 0 for table in TABLES}
-    quarantine_parts = []
     if orphan.any():
         share = orphan.mean()
-        quarantine_parts.append(events[orphan].assign(quarantine_reason=reasons.to_numpy()))
-        quarantined["events"] = int(orphan.sum())
+        append_quarantine(
+            events_quarantine,
+            quarantine_rows(events[orphan], "foreign key: " + reasons, reasons),
+        )
+        quarantined["events"] += int(orphan.sum())
         counts = reasons.value_counts().to_dict()
         if share > max_unjoined_share:
-            _write_quarantine(run, quarantine_parts)
             raise IntegrationError(
                 f"{orphan.sum():,} of {len(events):,} events ({share:.1%}) do not join: "
                 + ", ".join(f"{n:,} with {reason}" for reason, n in counts.items())
                 + f"; the limit is max_unjoined_share={max_unjoined_share:.1%}. They are in "
-                f"{run.sub('quarantine', 'events.parquet')}; check that every source covers "
-                "the same users and products"
+                f"{events_quarantine}; check that every source covers the same users and "
+                "products"
             )
         logger.warning("quarantined %d events that do not join: %s", orphan.sum(), counts)
         events = events[~orphan].reset_index(drop=True)
@@ -133,11 +160,11 @@ def extract(
     central = read_central_events(run.data_root, state) if state else None
     merged, new, repeated, already_ingested = merge_new_events(central, events)
     if len(repeated):
-        quarantine_parts.append(
-            repeated.assign(quarantine_reason="duplicate of another event in this extract")
+        append_quarantine(
+            events_quarantine,
+            quarantine_rows(repeated, "unique event", "duplicate of another event in this extract"),
         )
         quarantined["events"] += len(repeated)
-    _write_quarantine(run, quarantine_parts)
     frames["events"] = merged
     new_events_path = run.sub("central", "new_events.parquet")
     new.to_parquet(new_events_path, index=False)
@@ -184,9 +211,3 @@ def extract(
         high_water_mark=merged["occurred_at"].max() if len(merged) else None,
         incremental=incremental,
     )
-
-
-def _write_quarantine(run: RunFolder, parts: list[pd.DataFrame]) -> None:
-    if parts:
-        quarantine = pd.concat(parts, ignore_index=True)
-        quarantine.to_parquet(run.sub("quarantine", "events.parquet"), index=False)

@@ -31,15 +31,15 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
+from tasks.clean import price_outliers
 from tasks.dataset import REQUIRED_COLUMNS, DatasetSpec
+from tasks.quarantine import QUARANTINE_REASON, append_quarantine, quarantine_rows, row_labels
 from tasks.run_context import TABLES, RunFolder, Snapshot
 from tasks.settings import get_settings
 
 IDS_PLACEHOLDER = re.compile(r"^\$\{ids:(\w+)\.(\w+)\}$")
 SAMPLE_SIZE = 5
 REQUIRED = {column for columns in REQUIRED_COLUMNS.values() for column in columns}
-QUARANTINE_REASON = "quarantine_reason"
-FAILED_EXPECTATIONS = "failed_expectations"
 
 
 class DataValidationError(RuntimeError):
@@ -242,16 +242,12 @@ def run_suite(
 def split_bad_rows(
     frame: pd.DataFrame, failing_rows: dict[str, np.ndarray]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(clean rows, quarantined rows with `failed_expectations` and `quarantine_reason`)."""
-    labels = pd.Series("", index=range(len(frame)), dtype="string")
-    for label, rows in failing_rows.items():
-        labels.iloc[rows] = labels.iloc[rows] + label + "; "
+    """(clean rows, quarantined rows as text with `failed_expectations` and the reason)."""
+    frame = frame.reset_index(drop=True)
+    labels = row_labels(len(frame), failing_rows)
     bad = (labels != "").to_numpy()
-    quarantined = frame.reset_index(drop=True)[bad].copy()
-    failed = labels[bad].str.rstrip("; ")
-    quarantined[FAILED_EXPECTATIONS] = failed.to_numpy()
-    quarantined[QUARANTINE_REASON] = ("failed " + failed).to_numpy()
-    return frame.reset_index(drop=True)[~bad].reset_index(drop=True), quarantined
+    quarantined = quarantine_rows(frame[bad], labels[bad])
+    return frame[~bad].reset_index(drop=True), quarantined
 
 
 def failure_message(failures: list[str]) -> str:
@@ -309,17 +305,20 @@ def validate_snapshot(
             context, table, snapshot.tables[table], frame, config, data_docs
         )
         outcomes += table_outcomes
+        if table == "events":
+            outliers = price_outliers(frame, dataset.cleaning.max_price_ratio)
+            if outliers.any():
+                label = (
+                    f"column 'unit_price' more than {dataset.cleaning.max_price_ratio:g}x "
+                    "the product's median unit_price"
+                )
+                failing_rows[label] = np.flatnonzero(outliers)
         clean[table], quarantined = split_bad_rows(frame, failing_rows)
-
-        earlier = snapshot.quarantined.get(table, 0)  # set aside by extraction
-        quarantine_path = run.path / "quarantine" / f"{table}.parquet"
-        reasons = quarantined[QUARANTINE_REASON].value_counts().to_dict()
-        if earlier and quarantine_path.exists():
-            before = pd.read_parquet(quarantine_path)
-            reasons = before[QUARANTINE_REASON].value_counts().to_dict() | reasons
-            quarantined = pd.concat([before, quarantined], ignore_index=True)
-        if len(quarantined):
-            quarantined.to_parquet(run.sub("quarantine", f"{table}.parquet"), index=False)
+        # One quarantine file per table: what extraction set aside, then this suite's.
+        quarantined = append_quarantine(run.path / "quarantine" / f"{table}.parquet", quarantined)
+        reasons = (
+            quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
+        )
         # Rows of this table = clean + quarantined (by extraction or by this suite).
         account = TableAccount(
             read=len(clean[table]) + len(quarantined),
