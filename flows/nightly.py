@@ -19,7 +19,7 @@ from tasks.evaluate import evaluate_candidates
 from tasks.extract import IntegrationError, extract
 from tasks.features import build_features
 from tasks.gate import gate
-from tasks.publish import publish
+from tasks.publish import publish, published_data_counts
 from tasks.run_context import RunFolder
 from tasks.run_report import metrics_document, write_run_metrics
 from tasks.sources import SourceError
@@ -97,7 +97,13 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
     snapshot = extract.with_options(retries=params.source_retries)(
         source, dataset, run, params.max_unjoined_share, incremental, params.late_arrival_hours
     )
-    snapshot, validation = validate_snapshot(snapshot, dataset, run, params.max_quarantine_share)
+    snapshot, validation = validate_snapshot(
+        snapshot,
+        dataset,
+        run,
+        params.max_quarantine_share,
+        previous_counts=published_data_counts(params.data_root),
+    )
     commit_central(
         params.data_root,
         run,

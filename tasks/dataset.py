@@ -27,6 +27,9 @@ class TextCleaning(BaseModel):
         default_factory=dict,
         description="value -> canonical value, applied after case: {moisturiser = 'moisturizer'}",
     )
+    values: list[str] | None = Field(
+        None, description="the allowed values (after case and synonyms); others are quarantined"
+    )
 
 
 class CategoricalFeature(TextCleaning):
@@ -94,6 +97,21 @@ class CleaningSpec(BaseModel):
     )
 
 
+class ValidationSpec(BaseModel):
+    """Table-level checks generated from this file (on top of expectations/*.json)."""
+
+    max_null_share: float = Field(
+        0.5, ge=0, le=1, description="a declared feature column more null than this stops the run"
+    )
+    max_row_drop: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a table that shrank by more than this since the published version "
+        "stops the run (0.5: half the rows gone)",
+    )
+
+
 class SourceSpec(BaseModel):
     """Where one table comes from, when it is not the run's default `source`.
 
@@ -122,6 +140,7 @@ class DatasetSpec(BaseModel):
     user_features: dict[str, FeatureSpec] = Field(default_factory=dict)
     product_features: dict[str, FeatureSpec] = Field(default_factory=dict)
     cleaning: CleaningSpec = Field(default_factory=CleaningSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
     users: TableSpec = Field(default_factory=TableSpec)
     products: ProductsSpec = Field(default_factory=ProductsSpec)
     sources: dict[Literal["users", "products", "events"], SourceSpec] = Field(default_factory=dict)

@@ -121,6 +121,14 @@ def switch_latest(published_root: Path, version: str) -> None:
     _fsync(published_root)
 
 
+def published_data_counts(data_root: Path) -> dict[str, int] | None:
+    """Rows per table the published `latest` version was built from (None if none)."""
+    manifest = Path(data_root) / "published" / "latest" / "manifest.json"
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text()).get("data_counts")
+
+
 def current_latest(published_root: Path) -> str | None:
     """The version `latest` points at, or None."""
     latest = Path(published_root) / "latest"
@@ -178,6 +186,7 @@ def publish(
             "user_count": int(pd.Series(table.column("user_id").to_numpy()).nunique()),
             "top_n": top_n_size,
             "data_fingerprint": snapshot.fingerprint,
+            "data_counts": snapshot.counts,
             "sources": snapshot.sources,
             "created_at": created_at.isoformat(),
             "files": {"recommendations.parquet": {"sha256": _sha256(recommendations)}},

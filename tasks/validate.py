@@ -110,6 +110,52 @@ def load_suite_config(
     return config
 
 
+def generated_expectations(
+    table: str, dataset: DatasetSpec, previous_rows: int | None
+) -> list[dict]:
+    """Expectations that follow from dataset.toml and the last published run."""
+    expectations = []
+    for column, spec in dataset.features_of(table).items():
+        expectations.append(
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": column, "mostly": 1.0 - dataset.validation.max_null_share},
+                "severity": "critical",
+                "meta": {
+                    "notes": "generated: a feature column (dataset.toml) that is mostly empty"
+                },
+            }
+        )
+        allowed = getattr(spec, "values", None)
+        if allowed and getattr(spec, "kind", "") == "categorical":
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": column, "value_set": list(allowed)},
+                    "severity": "critical",
+                    "meta": {
+                        "on_failure": "quarantine",
+                        "notes": "generated: values in dataset.toml",
+                    },
+                }
+            )
+    if previous_rows:
+        floor = int(np.ceil(previous_rows * (1.0 - dataset.validation.max_row_drop)))
+        expectations.append(
+            {
+                "type": "expect_table_row_count_to_be_between",
+                "kwargs": {"min_value": floor},
+                "severity": "critical",
+                "meta": {
+                    "notes": f"generated: the published version was built from "
+                    f"{previous_rows} rows; more than "
+                    f"{dataset.validation.max_row_drop:.0%} fewer is a broken extract"
+                },
+            }
+        )
+    return expectations
+
+
 def _describe(result: dict) -> str:
     if "observed_value" in result:
         return f"observed {result['observed_value']!r}"
@@ -158,7 +204,7 @@ def _on_failure(expectation: dict) -> str:
 
 
 def run_suite(
-    context, table: str, file: Path, frame: pd.DataFrame, suite_config: dict, docs: bool
+    context, table: str, origin: str, frame: pd.DataFrame, suite_config: dict, docs: bool
 ) -> tuple[list[ExpectationOutcome], dict[str, np.ndarray]]:
     """Validate one table; return the outcomes and, per row-level failure, the failing
     row positions."""
@@ -183,7 +229,7 @@ def run_suite(
             outcomes.append(
                 ExpectationOutcome(
                     table=table,
-                    file=file.name,
+                    file=origin,
                     expectation=expectation["type"],
                     column=column,
                     severity=expectation.get("severity", "critical"),
@@ -223,7 +269,7 @@ def run_suite(
             on_failure = "stop"  # a row-level check that could not name its rows
         outcome = ExpectationOutcome(
             table=table,
-            file=file.name,
+            file=origin,
             expectation=config.type,
             column=config.kwargs.get("column"),
             severity=str(getattr(config.severity, "value", config.severity) or "critical"),
@@ -281,6 +327,7 @@ def validate_snapshot(
     max_quarantine_share: float = 0.01,
     expectations_dir: Path | None = None,
     data_docs: bool = True,
+    previous_counts: dict[str, int] | None = None,
 ) -> tuple[Snapshot, ValidationReport]:
     """Validate and clean every table; return the snapshot of clean tables and a report."""
     logger = get_run_logger()
@@ -297,13 +344,15 @@ def validate_snapshot(
     clean_paths: dict[str, Path] = {}
     for table in TABLES:
         frame = pd.read_parquet(snapshot.tables[table])
+        origin = snapshot.sources.get(table, snapshot.tables[table].name)  # as the user knows it
         suite_path = suites_dir / f"{table}.json"
         if not suite_path.exists():
             raise FileNotFoundError(f"no expectation suite for table {table!r}: {suite_path}")
         config = load_suite_config(suite_path, now, clean | {table: frame}, event_types)
-        table_outcomes, failing_rows = run_suite(
-            context, table, snapshot.tables[table], frame, config, data_docs
+        config["expectations"] += generated_expectations(
+            table, dataset, (previous_counts or {}).get(table)
         )
+        table_outcomes, failing_rows = run_suite(context, table, origin, frame, config, data_docs)
         outcomes += table_outcomes
         if table == "events":
             outliers = price_outliers(frame, dataset.cleaning.max_price_ratio)
@@ -331,7 +380,7 @@ def validate_snapshot(
         if share > max_quarantine_share:
             top = ", ".join(f"{n:,} × {reason}" for reason, n in account.reasons.items())
             problems.append(
-                f"{snapshot.tables[table].name}: {account.quarantined:,} of {account.read:,} rows "
+                f"{origin}: {account.quarantined:,} of {account.read:,} rows "
                 f"({share:.1%}) quarantined, above max_quarantine_share "
                 f"{max_quarantine_share:.1%}: {top}"
             )

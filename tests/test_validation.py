@@ -97,7 +97,7 @@ def test_too_many_bad_rows_stop_the_run_naming_file_column_and_rule(data_root):
     with pytest.raises(DataValidationError) as failure:
         nightly(params(data_root))
     message = str(failure.value)
-    assert "events.parquet: " in message and "above max_quarantine_share 1.0%" in message
+    assert "(table events): " in message and "above max_quarantine_share 1.0%" in message
     assert "failed column 'quantity' expect_column_values_to_be_between" in message
     assert_nothing_trained_or_published(data_root)
     (run,) = (data_root / "runs").iterdir()
@@ -110,7 +110,7 @@ def test_an_empty_table_stops_the_run(data_root):
     corrupt(data_root, "DELETE FROM events")
     with pytest.raises(
         DataValidationError,
-        match=r"events.parquet: table failed "
+        match=r"store.db \(table events\): table failed "
         r"expect_table_row_count_to_be_between: observed 0",
     ):
         nightly(params(data_root))
