@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -109,6 +110,14 @@ class ValidationSpec(BaseModel):
         le=1,
         description="a table that shrank by more than this since the published version "
         "stops the run (0.5: half the rows gone)",
+    )
+    store_start: datetime | None = Field(
+        None, description="events before this moment are quarantined (a clock or import error)"
+    )
+    column_means: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="column -> [low, high]: a table whose mean is outside stops the run "
+        "(e.g. price = [5, 200] catches prices loaded in cents)",
     )
 
 

@@ -111,7 +111,7 @@ def load_suite_config(
 
 
 def generated_expectations(
-    table: str, dataset: DatasetSpec, previous_rows: int | None
+    table: str, dataset: DatasetSpec, previous_rows: int | None, columns: list[str]
 ) -> list[dict]:
     """Expectations that follow from dataset.toml and the last published run."""
     expectations = []
@@ -139,6 +139,28 @@ def generated_expectations(
                     },
                 }
             )
+    if table == "events" and dataset.validation.store_start is not None:
+        expectations.append(
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {
+                    "column": "occurred_at",
+                    "min_value": dataset.validation.store_start.isoformat(),
+                },
+                "severity": "critical",
+                "meta": {"on_failure": "quarantine", "notes": "generated: before store_start"},
+            }
+        )
+    for column, (low, high) in dataset.validation.column_means.items():
+        if column in columns:
+            expectations.append(
+                {
+                    "type": "expect_column_mean_to_be_between",
+                    "kwargs": {"column": column, "min_value": low, "max_value": high},
+                    "severity": "critical",
+                    "meta": {"notes": "generated: distribution sanity (dataset.toml)"},
+                }
+            )
     if previous_rows:
         floor = int(np.ceil(previous_rows * (1.0 - dataset.validation.max_row_drop)))
         expectations.append(
@@ -158,7 +180,9 @@ def generated_expectations(
 
 def _describe(result: dict) -> str:
     if "observed_value" in result:
-        return f"observed {result['observed_value']!r}"
+        observed = result["observed_value"]
+        observed = observed.item() if isinstance(observed, np.generic) else observed
+        return f"observed {observed!r}"
     sample = result.get("partial_unexpected_list") or []
     if not sample:
         return ""
@@ -350,7 +374,7 @@ def validate_snapshot(
             raise FileNotFoundError(f"no expectation suite for table {table!r}: {suite_path}")
         config = load_suite_config(suite_path, now, clean | {table: frame}, event_types)
         config["expectations"] += generated_expectations(
-            table, dataset, (previous_counts or {}).get(table)
+            table, dataset, (previous_counts or {}).get(table), list(frame.columns)
         )
         table_outcomes, failing_rows = run_suite(context, table, origin, frame, config, data_docs)
         outcomes += table_outcomes

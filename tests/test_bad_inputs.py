@@ -205,6 +205,12 @@ def unparseable_date(shop: Shop):
     shop.expected["events"] = set(shop.events.loc[row, "event_id"])
 
 
+def before_store_start(shop: Shop):
+    row = shop.rows("view")
+    shop.events.loc[row, "occurred_at"] = "1999-12-31 23:59:59"
+    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
+
+
 QUARANTINE_CASES: dict[str, Callable[[Shop], None]] = {
     f.__name__: f
     for f in (
@@ -222,6 +228,7 @@ QUARANTINE_CASES: dict[str, Callable[[Shop], None]] = {
         rating_out_of_range,
         future_timestamp,
         unparseable_date,
+        before_store_start,
     )
 }
 
@@ -332,7 +339,16 @@ def mostly_bad_rows(shop: Shop):
     shop.write()
 
 
+def prices_in_cents(shop: Shop):
+    shop.products["price"] = (shop.products["price"].astype(float) * 100).astype(str)
+    shop.write()
+
+
 FAILING_CASES: dict[str, tuple[Callable[[Shop], None], str]] = {
+    "prices_in_cents": (
+        prices_in_cents,
+        r"products\.csv: column 'price' failed expect_column_mean_to_be_between: observed \d+",
+    ),
     "empty_file": (empty_file, r"events\.csv: EmptyDataError"),
     "header_only": (
         header_only,
