@@ -228,12 +228,11 @@ def _on_failure(expectation: dict) -> str:
 
 
 def run_suite(
-    context, table: str, origin: str, frame: pd.DataFrame, suite_config: dict, docs: bool
+    context, table: str, origin: str, frame: pd.DataFrame, suite_config: dict
 ) -> tuple[list[ExpectationOutcome], dict[str, np.ndarray]]:
     """Validate one table; return the outcomes and, per row-level failure, the failing
     row positions."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
@@ -276,7 +275,7 @@ def run_suite(
         gx.Checkpoint(
             name=f"{table}_checkpoint",
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="docs", site_names=["run"])] if docs else [],
+            actions=[],  # Data Docs are built once, after the last table
             result_format={"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_SIZE},
         )
     )
@@ -376,7 +375,7 @@ def validate_snapshot(
         config["expectations"] += generated_expectations(
             table, dataset, (previous_counts or {}).get(table), list(frame.columns)
         )
-        table_outcomes, failing_rows = run_suite(context, table, origin, frame, config, data_docs)
+        table_outcomes, failing_rows = run_suite(context, table, origin, frame, config)
         outcomes += table_outcomes
         if table == "events":
             outliers = price_outliers(frame, dataset.cleaning.max_price_ratio)
@@ -412,6 +411,8 @@ def validate_snapshot(
         clean[table].to_parquet(path, index=False)
         clean_paths[table] = path
 
+    if docs_dir is not None:
+        context.build_data_docs(site_names=["run"])
     report = ValidationReport(outcomes=outcomes, accounts=accounts, data_docs=docs_dir)
     problems = [_stop_line(o) for o in report.stop_failures] + problems
     create_table_artifact(
