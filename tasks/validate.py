@@ -88,7 +88,12 @@ class ValidationReport(BaseModel):
 
 
 def load_suite_config(
-    path: Path, now: datetime, tables: dict[str, pd.DataFrame], event_types: list[str]
+    path: Path,
+    now: datetime,
+    tables: dict[str, pd.DataFrame],
+    event_types: list[str],
+    store_start: datetime | None = None,
+    min_rows: int = 1,
 ) -> dict:
     """Read a suite's JSON and fill in its placeholders."""
     config = json.loads(Path(path).read_text())
@@ -96,6 +101,10 @@ def load_suite_config(
     def fill(value: Any) -> Any:
         if value == "${now}":
             return now.isoformat()
+        if value == "${min_rows}":
+            return min_rows
+        if value == "${store_start}":
+            return store_start.isoformat() if store_start else None
         if value == "${event_types}":
             return sorted(event_types)
         if isinstance(value, str) and (match := IDS_PLACEHOLDER.match(value)):
@@ -110,9 +119,14 @@ def load_suite_config(
     return config
 
 
-def generated_expectations(
-    table: str, dataset: DatasetSpec, previous_rows: int | None, columns: list[str]
-) -> list[dict]:
+def minimum_rows(dataset: DatasetSpec, previous_rows: int | None) -> int:
+    """At least one row, and no more than max_row_drop fewer than the published version."""
+    if not previous_rows:
+        return 1
+    return max(1, int(np.ceil(previous_rows * (1.0 - dataset.validation.max_row_drop))))
+
+
+def generated_expectations(table: str, dataset: DatasetSpec, columns: list[str]) -> list[dict]:
     """Expectations that follow from dataset.toml and the last published run."""
     expectations = []
     for column, spec in dataset.features_of(table).items():
@@ -139,18 +153,6 @@ def generated_expectations(
                     },
                 }
             )
-    if table == "events" and dataset.validation.store_start is not None:
-        expectations.append(
-            {
-                "type": "expect_column_values_to_be_between",
-                "kwargs": {
-                    "column": "occurred_at",
-                    "min_value": dataset.validation.store_start.isoformat(),
-                },
-                "severity": "critical",
-                "meta": {"on_failure": "quarantine", "notes": "generated: before store_start"},
-            }
-        )
     for column, (low, high) in dataset.validation.column_means.items():
         if column in columns:
             expectations.append(
@@ -161,20 +163,6 @@ def generated_expectations(
                     "meta": {"notes": "generated: distribution sanity (dataset.toml)"},
                 }
             )
-    if previous_rows:
-        floor = int(np.ceil(previous_rows * (1.0 - dataset.validation.max_row_drop)))
-        expectations.append(
-            {
-                "type": "expect_table_row_count_to_be_between",
-                "kwargs": {"min_value": floor},
-                "severity": "critical",
-                "meta": {
-                    "notes": f"generated: the published version was built from "
-                    f"{previous_rows} rows; more than "
-                    f"{dataset.validation.max_row_drop:.0%} fewer is a broken extract"
-                },
-            }
-        )
     return expectations
 
 
@@ -245,6 +233,7 @@ def run_suite(
     suite = context.suites.add(gx.ExpectationSuite(name=suite_config["name"]))
     outcomes: list[ExpectationOutcome] = []
     actions: dict[int, str] = {}
+    seen_domains: set[tuple[str, str | None]] = set()
     for expectation in suite_config["expectations"]:
         column = expectation["kwargs"].get("column")
         if column is not None and column not in frame.columns and column not in REQUIRED:
@@ -262,6 +251,13 @@ def run_suite(
                 )
             )
             continue
+        domain = (expectation["type"], column)
+        if domain in seen_domains:
+            raise ValueError(
+                f"suite {suite_config['name']!r} has two {expectation['type']} expectations on "
+                f"column {column!r}; Great Expectations would keep only one: merge them"
+            )
+        seen_domains.add(domain)
         # GE may report results in another order than the suite's: tag each expectation.
         position = len(actions)
         actions[position] = _on_failure(expectation)
@@ -371,10 +367,15 @@ def validate_snapshot(
         suite_path = suites_dir / f"{table}.json"
         if not suite_path.exists():
             raise FileNotFoundError(f"no expectation suite for table {table!r}: {suite_path}")
-        config = load_suite_config(suite_path, now, clean | {table: frame}, event_types)
-        config["expectations"] += generated_expectations(
-            table, dataset, (previous_counts or {}).get(table), list(frame.columns)
+        config = load_suite_config(
+            suite_path,
+            now,
+            clean | {table: frame},
+            event_types,
+            dataset.validation.store_start,
+            minimum_rows(dataset, (previous_counts or {}).get(table)),
         )
+        config["expectations"] += generated_expectations(table, dataset, list(frame.columns))
         table_outcomes, failing_rows = run_suite(context, table, origin, frame, config)
         outcomes += table_outcomes
         if table == "events":

@@ -188,3 +188,26 @@ def test_password_never_appears_in_errors(data_root):
         nightly(params(data_root, source=url, source_retries=0))
     assert "s3cret-pw" not in str(failure.value)
     assert "***" in str(failure.value)
+
+
+def test_two_expectations_ge_would_merge_are_refused():
+    from tasks.validate import gx_context, run_suite
+
+    twice = {
+        "name": "events",
+        "expectations": [
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "rating", "min_value": 1},
+            },
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "rating", "max_value": 5},
+            },
+        ],
+    }
+    frame = pd.DataFrame({"rating": [1.0, 3.0]})
+    with pytest.raises(
+        ValueError, match="two expect_column_values_to_be_between expectations on column 'rating'"
+    ):
+        run_suite(gx_context(), "events", "events.csv", frame, twice)
