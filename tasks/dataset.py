@@ -45,6 +45,8 @@ class MultiFeature(TextCleaning):
 class NumericFeature(BaseModel):
     kind: Literal["numeric"] = "numeric"
     bins: int = Field(5, ge=2, le=100)
+    min: float | None = Field(None, description="smaller values are quarantined")
+    max: float | None = Field(None, description="larger values are quarantined")
 
 
 FeatureSpec = Annotated[

@@ -140,6 +140,19 @@ def generated_expectations(table: str, dataset: DatasetSpec, columns: list[str])
                 },
             }
         )
+        low, high = getattr(spec, "min", None), getattr(spec, "max", None)
+        if low is not None or high is not None:
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": column, "min_value": low, "max_value": high},
+                    "severity": "critical",
+                    "meta": {
+                        "on_failure": "quarantine",
+                        "notes": "generated: range in dataset.toml",
+                    },
+                }
+            )
         allowed = getattr(spec, "values", None)
         if allowed and getattr(spec, "kind", "") == "categorical":
             expectations.append(
