@@ -358,7 +358,10 @@ FAILING_CASES: dict[str, tuple[Callable[[Shop], None], str]] = {
         missing_required_column,
         r"events from .*events\.csv lacks required column\(s\) \['event_type'\]",
     ),
-    "non_utf8_bytes": (non_utf8_bytes, r"users\.csv: UnicodeDecodeError"),
+    "non_utf8_bytes": (
+        non_utf8_bytes,
+        r"users\.csv: UnicodeDecodeError: line 2 has byte 0xce, which is not UTF-8",
+    ),
     "broken_quoting": (broken_quoting, r"events\.csv: ParserError"),
     "truncated_parquet": (truncated_parquet, r"products\.parquet: ArrowInvalid: .*magic bytes"),
     "parquet_with_another_schema": (

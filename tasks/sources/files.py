@@ -27,6 +27,22 @@ def find_table_file(directory: Path, table: str) -> Path:
     return found[0]
 
 
+def _where_not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """Say on which line the first byte that is not UTF-8 is (the parser only knows the
+    offset inside the block it was decoding)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as whole:
+        line = data.count(b"\n", 0, whole.start) + 1
+        byte = data[whole.start : whole.start + 1].hex()
+        return (
+            f"UnicodeDecodeError: line {line} has byte 0x{byte}, which is not UTF-8; "
+            "save the file as UTF-8"
+        )
+    return f"UnicodeDecodeError: {error}"
+
+
 def read_file(path: Path) -> pd.DataFrame:
     """Read one table file; CSV cells come in as text and are typed by the contract."""
     try:
@@ -36,6 +52,8 @@ def read_file(path: Path) -> pd.DataFrame:
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
         if path.suffix in (".jsonl", ".ndjson", ".json"):
             return pd.read_json(path, lines=path.suffix != ".json", dtype=False)
+    except UnicodeDecodeError as error:
+        raise SourceError(f"cannot read {path}: {_where_not_utf8(path, error)}") from None
     except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as error:
         raise SourceError(f"cannot read {path}: {type(error).__name__}: {error}") from None
     raise SourceError(f"{path}: unsupported file type {path.suffix!r} (use {SUFFIXES})")
