@@ -149,7 +149,7 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
 
     # The gate judged the model trained without the test purchases; the published one
     # is refit with the same settings on everything, so the latest purchases count too.
-    final = train_candidates(snapshot.tables["events"], **training, stage="final")
+    final = train_candidates(snapshot.tables["events"], **training, stage="final", baseline=False)
     publication = publish(
         final[HYBRID].vectors, snapshot, dataset, document, params.top_n, params.data_root
     )

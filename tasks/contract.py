@@ -56,11 +56,6 @@ def as_string(values: pd.Series) -> pd.Series:
     return text.mask(text.str.strip() == "")
 
 
-def conform(table: str, frame: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFrame:
-    """The contract's types for every column of `table`, rows in canonical order."""
-    return canonical_order(table, conform_types(table, frame, dataset))
-
-
 def type_word(values: pd.Series) -> str:
     """What a person calls the type of a conformed column."""
     if pd.api.types.is_datetime64_any_dtype(values):

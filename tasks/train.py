@@ -42,17 +42,28 @@ def train_candidates(
     num_threads: int,
     run: RunFolder,
     stage: str = "candidates",
+    baseline: bool = True,
 ) -> dict[str, TrainedModel]:
-    """Fit all candidates on the events in `events_path`; write them under models/<stage>/."""
+    """Fit the candidates on the events in `events_path`; write them under models/<stage>/.
+
+    baseline=False fits only the hybrid (the refit for publishing needs nothing else)."""
     logger = get_run_logger()
     events = pd.read_parquet(events_path)
     user_ids, product_ids = _entity_ids(snapshot)
     weights = dataset.events.weights
 
-    recent_demand = weighted_interactions(
-        events, user_ids, product_ids, weights, half_life_days=popularity_half_life_days
-    )
-    popularity = fit_popularity(recent_demand)
+    trained: dict[str, TrainedModel] = {}
+    if baseline:
+        recent_demand = weighted_interactions(
+            events, user_ids, product_ids, weights, half_life_days=popularity_half_life_days
+        )
+        trained[POPULARITY] = TrainedModel(
+            name=POPULARITY,
+            vectors=fit_popularity(recent_demand).save(
+                run.sub("models", stage, f"{POPULARITY}.npz")
+            ),
+            params={"half_life_days": popularity_half_life_days},
+        )
 
     interactions = weighted_interactions(events, user_ids, product_ids, weights)
     model, hybrid = fit_lightfm(
@@ -71,15 +82,9 @@ def train_candidates(
     )
     with run.sub("models", stage, f"{HYBRID}.lightfm.pkl").open("wb") as handle:
         pickle.dump(model, handle)
-    return {
-        POPULARITY: TrainedModel(
-            name=POPULARITY,
-            vectors=popularity.save(run.sub("models", stage, f"{POPULARITY}.npz")),
-            params={"half_life_days": popularity_half_life_days},
-        ),
-        HYBRID: TrainedModel(
-            name=HYBRID,
-            vectors=hybrid.save(run.sub("models", stage, f"{HYBRID}.npz")),
-            params=lightfm.model_dump() | {"seed": seed},
-        ),
-    }
+    trained[HYBRID] = TrainedModel(
+        name=HYBRID,
+        vectors=hybrid.save(run.sub("models", stage, f"{HYBRID}.npz")),
+        params=lightfm.model_dump() | {"seed": seed},
+    )
+    return trained
