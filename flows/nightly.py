@@ -6,6 +6,7 @@ python -m flows.nightly --help
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, runtime
@@ -18,13 +19,15 @@ from tasks.dataset import DatasetSpec
 from tasks.evaluate import evaluate_candidates
 from tasks.extract import IntegrationError, extract
 from tasks.features import build_features
-from tasks.gate import gate
-from tasks.publish import publish, published_data_counts
+from tasks.gate import CHAMPION, gate
+from tasks.publish import model_version, publish, published_data_counts
+from tasks.registry import current_champion, promote_champion, register_model
 from tasks.run_context import RunFolder
 from tasks.run_report import metrics_document, write_run_metrics
 from tasks.sources import SourceError
 from tasks.split import split_events
-from tasks.train import HYBRID, POPULARITY, train_candidates
+from tasks.train import BLEND, POPULARITY, ModelConfig, train_candidates
+from tasks.tune import tune
 from tasks.validate import DataValidationError, validate_snapshot
 
 
@@ -43,6 +46,7 @@ class RunSummary(BaseModel):
     already_ingested: int = 0
     ignored_event_types: dict[str, int] = {}
     metrics: dict[str, dict[str, float]]
+    chosen_blend: dict[str, float] = {}
     gate_passed: bool
     gate_reasons: list[str]
     published_version: str | None = None
@@ -73,9 +77,11 @@ class RunSummary(BaseModel):
             )
         for name, m in self.metrics.items():
             lines.append(
-                f"{name:>16}: NDCG@10 {m['NDCG@10']:.4f}  HR@10 {m['HR@10']:.4f}  "
+                f"{name:>22}: NDCG@10 {m['NDCG@10']:.4f}  HR@10 {m['HR@10']:.4f}  "
                 f"precision@10 {m['precision@10']:.4f}  recall@10 {m['recall@10']:.4f}"
             )
+        if self.chosen_blend:
+            lines.append(f"blend (tuned on the validation transaction): {self.chosen_blend}")
         lines.append(f"gate: {'PASSED' if self.gate_passed else 'REFUSED'}")
         lines += [f"  - {reason}" for reason in self.gate_reasons]
         if self.published_path:
@@ -112,22 +118,55 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         snapshot.high_water_mark,
         snapshot.sources,
     )
-    features = build_features(snapshot, dataset, run)
-    split = split_events(snapshot, dataset, run)
-    training = dict(
+    split = split_events(snapshot, dataset, run, params.holdout_gap_hours)
+    # Behaviour features per stage, each from that stage's training events only.
+    features = {
+        stage: build_features(snapshot, dataset, run, events, stage)
+        for stage, events in (
+            ("tune", split.tune_train_events),
+            ("evaluate", split.train_events),
+            ("final", snapshot.tables["events"]),
+        )
+    }
+    common = dict(
         snapshot=snapshot,
-        features=features,
         dataset=dataset,
-        lightfm=params.model,
-        popularity_half_life_days=params.popularity_half_life_days,
         seed=params.seed,
         num_threads=params.num_threads,
         run=run,
     )
-    candidates = train_candidates(split.train_events, **training)
-    metrics = evaluate_candidates(candidates, split, snapshot, dataset)
-    decision = gate(metrics, HYBRID, POPULARITY, params.gate)
-    document = metrics_document(metrics, decision, split, snapshot, run)
+    tuning = tune(
+        split,
+        features=features["tune"],
+        config=params.starting_models(),
+        params=params.tuning,
+        **common,
+    )
+    training = common | {"config": tuning.config}
+    candidates = train_candidates(split.train_events, features=features["evaluate"], **training)
+    champion = current_champion(params.data_root)
+    if champion is not None:
+        # Re-trained on this split with its own configuration: its stored artifact has
+        # seen today's test purchases, so scoring it as-is would flatter it.
+        rerun = train_candidates(
+            split.train_events,
+            features=features["evaluate"],
+            **common,
+            config=ModelConfig.model_validate(champion.config),
+            stage="champion",
+            only_blend=True,
+        )
+        candidates[CHAMPION] = rerun[BLEND]
+    metrics = evaluate_candidates(candidates, split, snapshot, dataset, run)
+    decision = gate(
+        metrics,
+        BLEND,
+        POPULARITY,
+        params.gate,
+        run.path / "evaluation" / "per_user_ndcg.parquet",
+        champion.version if champion else None,
+    )
+    document = metrics_document(metrics, decision, split, snapshot, run, tuning)
     write_run_metrics(document, run)
 
     summary = RunSummary(
@@ -141,18 +180,51 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         already_ingested=snapshot.n_already_ingested,
         ignored_event_types=snapshot.ignored_event_types,
         metrics={name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()},
+        chosen_blend=tuning.config.blend,
         gate_passed=decision.passed,
         gate_reasons=decision.reasons,
     )
+    registration = dict(
+        data_root=params.data_root,
+        run_id=run.run_id,
+        config=tuning.config.model_dump(mode="json"),
+        metrics=metrics[BLEND],
+        gate=document["gate"],
+        data_fingerprint=snapshot.fingerprint,
+    )
     if not decision.passed:
+        created_at = datetime.now(UTC)
+        register_model(
+            model_path=candidates[BLEND].vectors,
+            version=model_version(candidates[BLEND].vectors, snapshot.fingerprint, created_at),
+            refit_on_all_data=False,
+            published=False,
+            created_at=created_at,
+            **registration,
+        )
         raise GateRefusedError(summary.render())
 
     # The gate judged the model trained without the test purchases; the published one
     # is refit with the same settings on everything, so the latest purchases count too.
-    final = train_candidates(snapshot.tables["events"], **training, stage="final", baseline=False)
-    publication = publish(
-        final[HYBRID].vectors, snapshot, dataset, document, params.top_n, params.data_root
+    final = train_candidates(
+        snapshot.tables["events"],
+        features=features["final"],
+        **training,
+        stage="final",
+        only_blend=True,
     )
+    publication = publish(
+        final[BLEND].vectors, snapshot, dataset, document, params.top_n, params.data_root
+    )
+    register_model(
+        model_path=final[BLEND].vectors,
+        version=publication.version,
+        refit_on_all_data=True,
+        published=True,
+        created_at=publication.created_at,
+        **registration,
+    )
+    promote_champion(params.data_root, publication.version)
     summary.published_version = publication.version
     summary.published_path = publication.recommendations
     return summary

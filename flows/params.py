@@ -10,7 +10,11 @@ from pydantic import BaseModel, Field
 
 from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
+from tasks.models.neighbours import ItemKNNParams
+from tasks.models.transitions import TransitionParams
 from tasks.settings import get_settings
+from tasks.train import DEFAULT_BLEND, ModelConfig
+from tasks.tune import TuningParams
 
 
 class NightlyParams(BaseModel):
@@ -65,14 +69,41 @@ class NightlyParams(BaseModel):
         description="share of a table's rows that validation may quarantine; above it the "
         "run stops before training",
     )
+    holdout_gap_hours: float = Field(
+        24.0,
+        ge=0,
+        le=24 * 365,
+        description="evaluation: a user's training events end this long before their "
+        "held-out transaction (a nightly batch never sees the visit it is judged on)",
+    )
     top_n: int = Field(20, ge=1, le=500, description="recommendations per user")
-    model: LightFMParams = Field(default_factory=LightFMParams)
+    model: LightFMParams = Field(
+        default_factory=LightFMParams,
+        description="LightFM's starting point; tuning tries others and keeps the best",
+    )
+    item_knn: ItemKNNParams = Field(default_factory=ItemKNNParams)
+    transitions: TransitionParams = Field(default_factory=TransitionParams)
+    blend: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_BLEND),
+        description="starting blend weights per candidate; tuning tries others",
+    )
+    tuning: TuningParams = Field(default_factory=TuningParams)
     popularity_half_life_days: float = Field(
-        30.0, gt=0, le=3650, description="time decay of the popularity baseline"
+        30.0, gt=0, le=3650, description="time decay of the popularity baselines"
     )
     gate: GateParams = Field(default_factory=GateParams)
     seed: int = Field(42, ge=0, description="random seed of training")
     num_threads: int = Field(2, ge=1, le=64, description="LightFM training threads")
+
+    def starting_models(self) -> ModelConfig:
+        """The models' starting configuration (before tuning)."""
+        return ModelConfig(
+            lightfm=self.model,
+            item_knn=self.item_knn,
+            transitions=self.transitions,
+            popularity_half_life_days=self.popularity_half_life_days,
+            blend=self.blend,
+        )
 
     def resolved_source(self) -> str:
         """The source to read: parameter, Secret block, environment, or the demo store."""

@@ -146,6 +146,21 @@ class SourceSpec(BaseModel):
     retries: int = Field(3, ge=0, le=10)
 
 
+class ModelsSpec(BaseModel):
+    """Dataset-specific choices of the candidate models."""
+
+    segment_columns: list[str] = Field(
+        default_factory=list,
+        description="user columns whose combination is a segment for segment popularity "
+        "(e.g. skin_type, region); empty = one segment",
+    )
+    category_column: str | None = Field(
+        None,
+        description="product column that is the category (category transitions, diversity); "
+        "empty = the first categorical product feature",
+    )
+
+
 class DatasetSpec(BaseModel):
     events: EventsSpec = Field(default_factory=EventsSpec)
     user_features: dict[str, FeatureSpec] = Field(default_factory=dict)
@@ -155,6 +170,7 @@ class DatasetSpec(BaseModel):
     users: TableSpec = Field(default_factory=TableSpec)
     products: ProductsSpec = Field(default_factory=ProductsSpec)
     sources: dict[Literal["users", "products", "events"], SourceSpec] = Field(default_factory=dict)
+    models: ModelsSpec = Field(default_factory=ModelsSpec)
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file")
 
     def features_of(self, table: str) -> dict[str, FeatureSpec]:

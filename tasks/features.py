@@ -9,12 +9,14 @@ normalised to sum to 1, as LightFM recommends for mixed identity + attribute fea
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from prefect import task
 
+from tasks.behaviour import product_behaviour, user_behaviour
 from tasks.dataset import (
     CategoricalFeature,
     DatasetSpec,
@@ -56,9 +58,14 @@ def _feature_values(column: str, values: pd.Series, spec: FeatureSpec) -> pd.Dat
 
 
 def feature_matrix(
-    frame: pd.DataFrame, id_column: str, specs: dict[str, FeatureSpec], identity: bool = True
+    frame: pd.DataFrame,
+    id_column: str,
+    specs: dict[str, FeatureSpec],
+    identity: bool = True,
+    extra: pd.DataFrame | None = None,
 ) -> tuple[sp.csr_matrix, list[str]]:
-    """One sparse row per entity: identity column plus declared feature values, rows sum to 1."""
+    """One sparse row per entity: identity column plus declared feature values (weight 1)
+    plus `extra` (row, feature, weight) engineered features; rows sum to 1."""
     frame = frame.reset_index(drop=True)
     missing = [column for column in specs if column not in frame.columns]
     if missing:
@@ -77,10 +84,16 @@ def feature_matrix(
                 }
             ),
         )
-    long = pd.concat(parts, ignore_index=True).drop_duplicates()
+    parts = [part.assign(weight=1.0) for part in parts]
+    if extra is not None and len(extra):
+        parts.append(extra[["row", "feature", "weight"]])
+    long = pd.concat(parts, ignore_index=True).drop_duplicates(["row", "feature"])
     codes, names = pd.factorize(long["feature"], sort=False)
     matrix = sp.csr_matrix(
-        (np.ones(len(long), dtype=np.float32), (long["row"].to_numpy(dtype=np.int64), codes)),
+        (
+            long["weight"].to_numpy(dtype=np.float32),
+            (long["row"].to_numpy(dtype=np.int64), codes),
+        ),
         shape=(len(frame), len(names)),
     )
     row_sums = np.asarray(matrix.sum(axis=1)).ravel()
@@ -90,22 +103,40 @@ def feature_matrix(
 
 
 @task(name="build-features")
-def build_features(snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder) -> FeatureSet:
-    """Write `features/{user,item}_features.npz` and their feature names."""
+def build_features(
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    run: RunFolder,
+    events_path: Path | None = None,
+    stage: str = "final",
+) -> FeatureSet:
+    """Write `features/<stage>/{user,item}_features.npz` and their feature names: the
+    declared attributes plus behaviour features from the events of `events_path` (the
+    stage's training events; default all events)."""
     users = pd.read_parquet(snapshot.tables["users"])
     products = pd.read_parquet(snapshot.tables["products"])
-    user_matrix, user_names = feature_matrix(users, "user_id", dataset.user_features)
-    item_matrix, item_names = feature_matrix(products, "product_id", dataset.product_features)
+    events = pd.read_parquet(events_path or snapshot.tables["events"])
+    user_extra = user_behaviour(events, users["user_id"], products, dataset)
+    item_extra = product_behaviour(events, products, dataset)
+    user_matrix, user_names = feature_matrix(
+        users, "user_id", dataset.user_features, extra=user_extra
+    )
+    item_matrix, item_names = feature_matrix(
+        products, "product_id", dataset.product_features, extra=item_extra
+    )
+    user_plain, _ = feature_matrix(users, "user_id", dataset.user_features)
+    item_plain, _ = feature_matrix(products, "product_id", dataset.product_features)
 
-    user_path = run.sub("features", "user_features.npz")
-    item_path = run.sub("features", "item_features.npz")
-    names_path = run.sub("features", "feature_names.json")
-    sp.save_npz(user_path, user_matrix)
-    sp.save_npz(item_path, item_matrix)
+    paths = {
+        name: run.sub("features", stage, f"{name}.npz")
+        for name in ("user_features", "item_features", "user_attributes", "item_attributes")
+    }
+    for name, matrix in zip(paths, (user_matrix, item_matrix, user_plain, item_plain), strict=True):
+        sp.save_npz(paths[name], matrix)
+    names_path = run.sub("features", stage, "feature_names.json")
     names_path.write_text(json.dumps({"user": user_names, "item": item_names}))
     return FeatureSet(
-        user_features=user_path,
-        item_features=item_path,
+        **paths,
         names=names_path,
         n_user_features=len(user_names),
         n_item_features=len(item_names),

@@ -49,3 +49,37 @@ def bought_matrix(
     ones = dict.fromkeys(transaction_types, 1.0)
     matrix = weighted_interactions(transactions, user_ids, product_ids, ones)
     return (matrix > 0).astype(bool).tocsr()
+
+
+def recency_ranks(
+    events: pd.DataFrame, user_ids: pd.Series, product_ids: pd.Series, event_types: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's distinct products (of `event_types`) ranked by their latest event, newest 0.
+
+    Returns (user rows, product columns, rank), sorted by user then chronologically, so
+    consecutive rows of a user are the order in which the products entered their history.
+    """
+    chosen = events[events["event_type"].isin(event_types)]
+    rows = index_of(chosen["user_id"], user_ids)
+    cols = index_of(chosen["product_id"], product_ids)
+    frame = pd.DataFrame({"row": rows, "col": cols, "at": chosen["occurred_at"].to_numpy()})[
+        (rows >= 0) & (cols >= 0)
+    ]
+    latest = frame.groupby(["row", "col"], sort=False)["at"].max().reset_index()
+    latest = latest.sort_values(["row", "at", "col"], kind="stable").reset_index(drop=True)
+    size = latest.groupby("row")["col"].transform("size").to_numpy()
+    order = latest.groupby("row").cumcount().to_numpy()
+    return (
+        latest["row"].to_numpy(np.int64),
+        latest["col"].to_numpy(np.int64),
+        (size - 1 - order).astype(np.int64),
+    )
+
+
+def decayed_history(
+    rows: np.ndarray, cols: np.ndarray, rank: np.ndarray, decay: float, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """User × product matrix with weight decay**rank (1 for the newest product)."""
+    return sp.csr_matrix(
+        (np.power(decay, rank).astype(np.float32), (rows, cols)), shape=shape, dtype=np.float32
+    )

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from tasks.dataset import DatasetSpec
 from tasks.interactions import bought_matrix
-from tasks.models import FactorModel
+from tasks.models import Scorer, load_scorer
 from tasks.run_context import Snapshot
 from tasks.scoring import top_n
 
@@ -48,6 +48,7 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
 
 class Publication(BaseModel):
     version: str
+    created_at: datetime
     path: Path  # the version folder
     recommendations: Path
     rows: int
@@ -70,15 +71,27 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def artifact_sha256(path: Path) -> str:
+    """sha256 of a model file, or of a model folder's files (names and contents, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return _sha256(path)
+    digest = hashlib.sha256()
+    for member in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(member.relative_to(path).as_posix().encode())
+        digest.update(_sha256(member).encode())
+    return digest.hexdigest()
+
+
 def model_version(model_path: Path, data_fingerprint: str, created_at: datetime) -> str:
     """`<UTC time>-<hash of model vectors and data>`: sortable and traceable."""
-    digest = hashlib.sha256(Path(model_path).read_bytes())
+    digest = hashlib.sha256(artifact_sha256(model_path).encode())
     digest.update(data_fingerprint.encode())
     return f"{created_at:%Y%m%dT%H%M%SZ}-{digest.hexdigest()[:10]}"
 
 
 def recommendations_table(
-    model: FactorModel,
+    model: Scorer,
     user_ids: pd.Series,
     product_ids: pd.Series,
     exclude,
@@ -160,7 +173,7 @@ def publish(
         else np.ones(len(products), dtype=bool)
     )
     table = recommendations_table(
-        FactorModel.load(model_path),
+        load_scorer(model_path),
         users,
         products["product_id"],
         exclude,
@@ -212,6 +225,7 @@ def publish(
     )
     return Publication(
         version=version,
+        created_at=created_at,
         path=final,
         recommendations=final / "recommendations.parquet",
         rows=manifest["row_count"],

@@ -53,24 +53,30 @@ class Snapshot(BaseModel):
 
 
 class FeatureSet(BaseModel):
-    user_features: Path  # scipy.sparse .npz, rows in users-table order
-    item_features: Path  # scipy.sparse .npz, rows in products-table order
+    user_features: Path  # scipy.sparse .npz, rows in users-table order (with behaviour)
+    item_features: Path  # scipy.sparse .npz, rows in products-table order (with behaviour)
+    user_attributes: Path  # the same without behaviour features: identity + dataset.toml
+    item_attributes: Path
     names: Path  # JSON: feature names of both matrices
     n_user_features: int
     n_item_features: int
 
 
 class Split(BaseModel):
-    """Each user's latest transaction is the test set; what happened before it trains."""
+    """Each user's latest transaction is the test set, the one before validates tuning;
+    what happened before trains (see tasks/split.py)."""
 
     train_events: Path
     test: Path
+    tune_train_events: Path
+    validation: Path
     n_train_events: int
     n_test_users: int
     n_test_repeat: int  # latest transaction re-buys a product bought before: not rankable
+    n_validation_users: int = 0
 
 
 class TrainedModel(BaseModel):
     name: str
-    vectors: Path  # .npz with user_vectors and item_vectors: score = user · item
+    vectors: Path  # a FactorModel .npz (score = user · item) or a Blend folder
     params: dict

@@ -9,6 +9,7 @@ from prefect import task
 
 from tasks.gate import GateDecision
 from tasks.run_context import RunFolder, Snapshot, Split
+from tasks.tune import TuningResult
 
 
 def metrics_document(
@@ -17,6 +18,7 @@ def metrics_document(
     split: Split,
     snapshot: Snapshot,
     run: RunFolder,
+    tuning: TuningResult | None = None,
 ) -> dict:
     """The keys `candidates`, `published` and `gate` are read by other programs: keep them."""
     return {
@@ -28,9 +30,28 @@ def metrics_document(
             "candidate": decision.candidate,
             "baseline": decision.baseline,
             "metric": decision.metric,
+            "checks": decision.checks,
+            "champion": decision.champion,
         },
+        "published_model": {
+            "refit_on_all_data": True,
+            "note": "the metrics are those of the model trained on the split (test "
+            "transactions held out); the published lists come from the same configuration "
+            "refit on all data, the held-out latest transactions included",
+        },
+        "tuning": (
+            {
+                "chosen": tuning.config.model_dump(mode="json"),
+                "validation_NDCG@10": tuning.validation_ndcg,
+                "lightfm_trials": len(tuning.lightfm_trials),
+                "blend_trials": len(tuning.blend_trials),
+            }
+            if tuning
+            else None
+        ),
         "split": {
-            "rule": "latest transaction per user",
+            "rule": "latest transaction per user (test), the one before it (validation)",
+            "validation_users": split.n_validation_users,
             "test_users": split.n_test_users,
             "test_repeat_purchases_not_rankable": split.n_test_repeat,
             "train_events": split.n_train_events,

@@ -1,4 +1,10 @@
-"""Split: each user's latest transaction is the test set; everything before it trains.
+"""Split: each user's latest transaction is the test set; the one before it validates tuning;
+everything earlier trains.
+
+Three views of the same events: `tune_train` (before each user's validation transaction)
+→ `validation` (tuning picks hyperparameters and blend weights on it); `train` (before the
+test transaction, the validation transaction included) → `test` (the reported metrics and
+the gate). Nothing a metric is computed from comes from the moment it judges or later.
 
 Events of a user at or after the moment of their test transaction are left out of training
 (they are that user's future). Users without a transaction train on all their events and
@@ -9,6 +15,7 @@ ranked (already-bought products are excluded from every list); it is counted, no
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow.parquet as pq
 from prefect import task
 
 from tasks.dataset import DatasetSpec
@@ -25,11 +32,16 @@ def latest_transactions(events: pd.DataFrame, transaction_types: list[str]) -> p
 
 
 def split_latest_transaction(
-    events: pd.DataFrame, transaction_types: list[str]
+    events: pd.DataFrame, transaction_types: list[str], gap_hours: float = 0.0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (train events, test rows with a `repeat` flag)."""
+    """Return (train events, test rows with a `repeat` flag).
+
+    A user's training events end `gap_hours` before their held-out transaction: a nightly
+    batch computed its lists before the visit in which the customer browsed, carted and
+    bought, so the views of that visit must not tell the model what was bought."""
     test = latest_transactions(events, transaction_types)
     cutoff = events["user_id"].map(test.set_index("user_id")["occurred_at"])
+    cutoff = cutoff - pd.Timedelta(hours=gap_hours)
     train = events[cutoff.isna() | (events["occurred_at"] < cutoff)]
 
     earlier_buys = train[train["event_type"].isin(transaction_types)][["user_id", "product_id"]]
@@ -40,18 +52,29 @@ def split_latest_transaction(
 
 
 @task(name="split-latest-transaction")
-def split_events(snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder) -> Split:
-    """Write `split/train_events.parquet` and `split/test.parquet`."""
-    events = pd.read_parquet(snapshot.tables["events"], columns=EVENT_COLUMNS)
-    train, test = split_latest_transaction(events, dataset.events.transaction_types)
-    train_path = run.sub("split", "train_events.parquet")
-    test_path = run.sub("split", "test.parquet")
-    train.to_parquet(train_path, index=False)
-    test.to_parquet(test_path, index=False)
+def split_events(
+    snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder, gap_hours: float = 0.0
+) -> Split:
+    """Write `split/{train_events,test,tune_train_events,validation}.parquet`."""
+    available = pq.read_schema(snapshot.tables["events"]).names
+    columns = EVENT_COLUMNS + [c for c in ("unit_price", "rating") if c in available]
+    events = pd.read_parquet(snapshot.tables["events"], columns=columns)
+    types = dataset.events.transaction_types
+    train, test = split_latest_transaction(events, types, gap_hours)
+    tune_train, validation = split_latest_transaction(train, types, gap_hours)
+    paths = {
+        name: run.sub("split", f"{name}.parquet")
+        for name in ("train_events", "test", "tune_train_events", "validation")
+    }
+    for name, frame in zip(paths, (train, test, tune_train, validation), strict=True):
+        frame.to_parquet(paths[name], index=False)
     return Split(
-        train_events=train_path,
-        test=test_path,
+        train_events=paths["train_events"],
+        test=paths["test"],
+        tune_train_events=paths["tune_train_events"],
+        validation=paths["validation"],
         n_train_events=len(train),
         n_test_users=int((~test["repeat"]).sum()),
         n_test_repeat=int(test["repeat"].sum()),
+        n_validation_users=int((~validation["repeat"]).sum()),
     )

@@ -1,33 +1,216 @@
-"""Train: fit every candidate on the training events; each is saved as user/product vectors.
+"""Train: fit every candidate on a set of events; each is saved as user/product vectors.
 
-Candidates: `popularity` (time-decayed demand, the baseline) and `lightfm_hybrid`
-(LightFM with identity + user and product features).
+Candidates (all scored by the same exact top-N selector, see tasks/models/__init__.py):
+- `popularity`: time-decayed demand, the same list for everyone (the baseline);
+- `segment_popularity`: the same within a segment of users (e.g. skin type × region);
+- `content_based`: the user's profile of product attributes × each product's attributes;
+- `lightfm_cf`: LightFM on identities only (pure collaborative filtering);
+- `lightfm_hybrid`: LightFM with identities plus user and product features;
+- `item_knn`: item-item cosine neighbours of the user's recent products;
+- `last_item_transitions`: what customers bought next after the user's latest products;
+- `category_transitions`: which category customers buy next after the user's latest
+  categories (a routine), then that category's best sellers;
+- `blend`: the weighted sum of the above (weights tuned on the validation transaction),
+  always including `lightfm_hybrid`, which serves users with no history from their features.
 """
 
 from __future__ import annotations
 
-import pickle
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from prefect import task
 from prefect.logging import get_run_logger
+from pydantic import BaseModel, Field
 
 from tasks.dataset import DatasetSpec
-from tasks.interactions import weighted_interactions
+from tasks.interactions import decayed_history, recency_ranks, weighted_interactions
+from tasks.models import Blend, FactorModel
+from tasks.models.content import fit_content
 from tasks.models.lightfm_hybrid import LightFMParams, fit_lightfm
-from tasks.models.popularity import fit_popularity
+from tasks.models.neighbours import ItemKNNParams, fit_item_knn
+from tasks.models.popularity import fit_popularity, fit_segment_popularity, segment_codes
+from tasks.models.transitions import (
+    TransitionParams,
+    fit_category_transitions,
+    fit_transitions,
+)
 from tasks.run_context import FeatureSet, RunFolder, Snapshot, TrainedModel
 
 POPULARITY = "popularity"
+SEGMENT_POPULARITY = "segment_popularity"
+CONTENT = "content_based"
+LIGHTFM_CF = "lightfm_cf"
 HYBRID = "lightfm_hybrid"
+ITEM_KNN = "item_knn"
+TRANSITIONS = "last_item_transitions"
+CATEGORY_TRANSITIONS = "category_transitions"
+BLEND = "blend"
+COMPONENTS: tuple[str, ...] = (
+    POPULARITY,
+    SEGMENT_POPULARITY,
+    CONTENT,
+    LIGHTFM_CF,
+    HYBRID,
+    ITEM_KNN,
+    TRANSITIONS,
+    CATEGORY_TRANSITIONS,
+)
+DEFAULT_BLEND: dict[str, float] = {HYBRID: 1.0, TRANSITIONS: 1.0, ITEM_KNN: 0.5, POPULARITY: 0.1}
 
 
-def _entity_ids(snapshot: Snapshot) -> tuple[pd.Series, pd.Series]:
+class ModelConfig(BaseModel):
+    """Everything that defines the trained models; stored with every model."""
+
+    lightfm: LightFMParams = Field(default_factory=LightFMParams)
+    item_knn: ItemKNNParams = Field(default_factory=ItemKNNParams)
+    transitions: TransitionParams = Field(default_factory=TransitionParams)
+    popularity_half_life_days: float = Field(30.0, gt=0, le=3650)
+    blend: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_BLEND))
+
+
+@dataclass
+class TrainingData:
+    """The matrices every candidate is fitted from, in users/products table order."""
+
+    interactions: sp.csr_matrix  # weighted events per (user, product)
+    recent_demand: sp.csr_matrix  # the same, decayed by age (popularity)
+    knn_history: sp.csr_matrix  # log1p(weight) × recency decay, all weighted event types
+    sequence_rows: np.ndarray  # transactions: user rows, chronological within a user
+    sequence_cols: np.ndarray  # transactions: product columns
+    transition_history: sp.csr_matrix  # recency-decayed transactions
+    user_features: sp.csr_matrix  # identity + dataset.toml + behaviour features
+    item_features: sp.csr_matrix
+    user_plain: sp.csr_matrix  # identity + dataset.toml features only
+    item_plain: sp.csr_matrix
+    item_attributes: sp.csr_matrix  # the declared product features only (content)
+    segments: np.ndarray
+    categories: np.ndarray  # product → category code (-1: none)
+
+
+def category_codes(snapshot: Snapshot, dataset: DatasetSpec, n_products: int) -> np.ndarray:
+    """Product → code of its category: `[models] category_column` in dataset.toml, else the
+    first categorical product feature; all -1 when there is none."""
+    column = dataset.models.category_column or next(
+        (c for c, spec in dataset.product_features.items() if spec.kind == "categorical"), None
+    )
+    if column is None:
+        return np.full(n_products, -1, dtype=np.int64)
+    values = pd.read_parquet(snapshot.tables["products"], columns=[column])[column]
+    return pd.factorize(values.astype("string"))[0].astype(np.int64)
+
+
+def entity_ids(snapshot: Snapshot) -> tuple[pd.Series, pd.Series]:
     users = pd.read_parquet(snapshot.tables["users"], columns=["user_id"])["user_id"]
     products = pd.read_parquet(snapshot.tables["products"], columns=["product_id"])["product_id"]
     return users, products
+
+
+def training_data(
+    events: pd.DataFrame,
+    snapshot: Snapshot,
+    features: FeatureSet,
+    dataset: DatasetSpec,
+    config: ModelConfig,
+) -> TrainingData:
+    user_ids, product_ids = entity_ids(snapshot)
+    shape = (len(user_ids), len(product_ids))
+    weights = dataset.events.weights
+    interactions = weighted_interactions(events, user_ids, product_ids, weights)
+    recent_demand = weighted_interactions(
+        events, user_ids, product_ids, weights, half_life_days=config.popularity_half_life_days
+    )
+    weighted_types = [t for t, w in weights.items() if w > 0]
+    rows, cols, rank = recency_ranks(events, user_ids, product_ids, weighted_types)
+    knn_history = decayed_history(rows, cols, rank, config.item_knn.recency_decay, shape)
+    knn_history = knn_history.multiply(interactions.log1p()).tocsr()
+    types = dataset.events.transaction_types
+    seq_rows, seq_cols, seq_rank = recency_ranks(events, user_ids, product_ids, types)
+    transition_history = decayed_history(
+        seq_rows, seq_cols, seq_rank, config.transitions.recency_decay, shape
+    )
+    item_features = sp.load_npz(features.item_features).tocsr()
+    names = json.loads(Path(features.names).read_text())["item"]
+    declared = pd.Series(names).str.split("=", n=1).str[0].isin(list(dataset.product_features))
+    attribute_columns = np.flatnonzero(declared.to_numpy())
+    users = pd.read_parquet(snapshot.tables["users"])
+    columns = [c for c in dataset.models.segment_columns if c in users.columns]
+    return TrainingData(
+        interactions=interactions,
+        recent_demand=recent_demand,
+        knn_history=knn_history,
+        sequence_rows=seq_rows,
+        sequence_cols=seq_cols,
+        transition_history=transition_history,
+        user_features=sp.load_npz(features.user_features).tocsr(),
+        item_features=item_features,
+        user_plain=sp.load_npz(features.user_attributes).tocsr(),
+        item_plain=sp.load_npz(features.item_attributes).tocsr(),
+        item_attributes=item_features[:, attribute_columns].tocsr(),
+        segments=segment_codes(users, columns),
+        categories=category_codes(snapshot, dataset, len(product_ids)),
+    )
+
+
+def lightfm_features(
+    data: TrainingData, params: LightFMParams, hybrid: bool = True
+) -> tuple[sp.csr_matrix | None, sp.csr_matrix | None]:
+    """The feature matrices LightFM trains with: none (identity only) for the CF candidate;
+    for the hybrid, with or without the behaviour features as its parameters say."""
+    if not hybrid:
+        return None, None
+    if params.behaviour_features:
+        return data.user_features, data.item_features
+    return data.user_plain, data.item_plain
+
+
+def fit_candidate(
+    name: str,
+    data: TrainingData,
+    config: ModelConfig,
+    seed: int,
+    num_threads: int,
+    lightfm_params: LightFMParams | None = None,
+) -> FactorModel:
+    """Fit one candidate family on `data`."""
+    if name == POPULARITY:
+        return fit_popularity(data.recent_demand)
+    if name == SEGMENT_POPULARITY:
+        return fit_segment_popularity(data.recent_demand, data.segments)
+    if name == CONTENT:
+        return fit_content(data.knn_history, data.item_attributes)
+    if name == ITEM_KNN:
+        return fit_item_knn(data.interactions, data.knn_history, config.item_knn)
+    if name == TRANSITIONS:
+        return fit_transitions(
+            data.sequence_rows, data.sequence_cols, data.transition_history, config.transitions
+        )
+    if name == CATEGORY_TRANSITIONS:
+        return fit_category_transitions(
+            data.sequence_rows,
+            data.sequence_cols,
+            data.transition_history,
+            data.categories,
+            np.asarray(data.recent_demand.sum(axis=0)).ravel(),
+            config.transitions,
+        )
+    if name in (HYBRID, LIGHTFM_CF):
+        params = lightfm_params or config.lightfm
+        user_features, item_features = lightfm_features(data, params, hybrid=name == HYBRID)
+        _, factors, _ = fit_lightfm(
+            data.interactions,
+            user_features,
+            item_features,
+            params,
+            seed=seed,
+            num_threads=num_threads,
+        )
+        return factors
+    raise ValueError(f"unknown candidate {name!r}; known: {', '.join(COMPONENTS)}")
 
 
 @task(name="train-candidates")
@@ -36,55 +219,50 @@ def train_candidates(
     snapshot: Snapshot,
     features: FeatureSet,
     dataset: DatasetSpec,
-    lightfm: LightFMParams,
-    popularity_half_life_days: float,
+    config: ModelConfig,
     seed: int,
     num_threads: int,
     run: RunFolder,
     stage: str = "candidates",
-    baseline: bool = True,
+    only_blend: bool = False,
 ) -> dict[str, TrainedModel]:
-    """Fit the candidates on the events in `events_path`; write them under models/<stage>/.
-
-    baseline=False fits only the hybrid (the refit for publishing needs nothing else)."""
+    """Fit the candidates and the blend on the events in `events_path`; write them under
+    models/<stage>/. only_blend=True fits just the blend's components (the refit for
+    publishing needs nothing else)."""
     logger = get_run_logger()
     events = pd.read_parquet(events_path)
-    user_ids, product_ids = _entity_ids(snapshot)
-    weights = dataset.events.weights
+    data = training_data(events, snapshot, features, dataset, config)
+    weighted = {name: w for name, w in config.blend.items() if w > 0}
+    names = list(weighted) if only_blend else list(COMPONENTS)
+    folder = run.sub("models", stage, "x").parent
 
+    fitted: dict[str, FactorModel] = {}
     trained: dict[str, TrainedModel] = {}
-    if baseline:
-        recent_demand = weighted_interactions(
-            events, user_ids, product_ids, weights, half_life_days=popularity_half_life_days
+    for name in names:
+        fitted[name] = fit_candidate(name, data, config, seed, num_threads)
+        params = {
+            HYBRID: config.lightfm.model_dump(),
+            LIGHTFM_CF: config.lightfm.model_dump(),
+            ITEM_KNN: config.item_knn.model_dump(),
+            TRANSITIONS: config.transitions.model_dump(),
+            CATEGORY_TRANSITIONS: config.transitions.model_dump(),
+            POPULARITY: {"half_life_days": config.popularity_half_life_days},
+            SEGMENT_POPULARITY: {"half_life_days": config.popularity_half_life_days},
+        }.get(name, {})
+        trained[name] = TrainedModel(
+            name=name,
+            vectors=fitted[name].save(folder / f"{name}.npz"),
+            params=params | {"seed": seed},
         )
-        trained[POPULARITY] = TrainedModel(
-            name=POPULARITY,
-            vectors=fit_popularity(recent_demand).save(
-                run.sub("models", stage, f"{POPULARITY}.npz")
-            ),
-            params={"half_life_days": popularity_half_life_days},
-        )
-
-    interactions = weighted_interactions(events, user_ids, product_ids, weights)
-    model, hybrid = fit_lightfm(
-        interactions,
-        sp.load_npz(features.user_features),
-        sp.load_npz(features.item_features),
-        lightfm,
-        seed=seed,
-        num_threads=num_threads,
+    blend = Blend({name: fitted[name] for name in weighted}, weighted)
+    trained[BLEND] = TrainedModel(
+        name=BLEND, vectors=blend.save(folder / BLEND), params=config.model_dump() | {"seed": seed}
     )
     logger.info(
-        "trained %s on %d interactions (%d users, %d products)",
-        HYBRID,
-        interactions.nnz,
-        *interactions.shape,
-    )
-    with run.sub("models", stage, f"{HYBRID}.lightfm.pkl").open("wb") as handle:
-        pickle.dump(model, handle)
-    trained[HYBRID] = TrainedModel(
-        name=HYBRID,
-        vectors=hybrid.save(run.sub("models", stage, f"{HYBRID}.npz")),
-        params=lightfm.model_dump() | {"seed": seed},
+        "trained %s on %d interactions (%d users, %d products); blend %s",
+        ", ".join(names),
+        data.interactions.nnz,
+        *data.interactions.shape,
+        weighted,
     )
     return trained

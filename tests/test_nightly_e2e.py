@@ -14,18 +14,26 @@ from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
 from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.publish import current_latest
+from tasks.publish import artifact_sha256, current_latest
+from tasks.train import COMPONENTS
+from tasks.tune import TuningParams
 
 TOP_N = 10
 # The tiny store has ~120 test users: too few to rank models reliably, so these tests
 # check the pipeline's mechanics with a permissive gate; model quality is tested on `demo`.
 PERMISSIVE = GateParams(min_lift=-1.0)
 FAST = LightFMParams(no_components=16, epochs=10)
+FAST_TUNING = TuningParams(lightfm_trials=2, blend_trials=10)
 
 
 def run_nightly(data_root, **overrides):
     params = NightlyParams(
-        data_root=data_root, top_n=TOP_N, model=FAST, gate=PERMISSIVE, num_threads=1
+        data_root=data_root,
+        top_n=TOP_N,
+        model=FAST,
+        tuning=FAST_TUNING,
+        gate=PERMISSIVE,
+        num_threads=1,
     )
     return nightly(params.model_copy(update=overrides))
 
@@ -86,12 +94,26 @@ def test_nightly_publishes_valid_top_n_for_every_user(data_root, monkeypatch):
         assert not {(user_id, p) for p in rows["product_id"]} & bought, user_id
 
     metrics = json.loads((latest / "metrics.json").read_text())
-    assert set(metrics["candidates"]) == {"popularity", "lightfm_hybrid"}
-    for name in ("popularity", "lightfm_hybrid"):
-        for key in ("NDCG@10", "HR@10", "precision@10", "recall@10"):
-            assert 0.0 <= metrics["candidates"][name][key] <= 1.0
-    assert metrics["published"] == "lightfm_hybrid"
+    assert set(metrics["candidates"]) == set(COMPONENTS) | {"blend"}
+    for name, candidate in metrics["candidates"].items():
+        for k in (5, 10, 20):
+            for key in ("NDCG", "HR", "precision", "recall", "MAP"):
+                assert 0.0 <= candidate[f"{key}@{k}"] <= 1.0, (name, key, k)
+        assert candidate["NDCG@10_ci95_low"] <= candidate["NDCG@10"]
+        assert candidate["NDCG@10"] <= candidate["NDCG@10_ci95_high"]
+        assert candidate["n[cold_users]"] + candidate["n[warm_users]"] == candidate["n_test_users"]
+    assert metrics["published"] == "blend"
     assert metrics["gate"]["passed"] is True and metrics["gate"]["reasons"]
+    assert metrics["published_model"]["refit_on_all_data"] is True
+    assert metrics["tuning"]["chosen"]["blend"]["lightfm_hybrid"] > 0
+
+    # The registry holds the published model, and the champion pointer names it.
+    entry = json.loads((data_root / "models" / "champion" / "model.json").read_text())
+    assert entry["version"] == summary.published_version
+    assert entry["published"] and entry["refit_on_all_data"]
+    assert entry["data_fingerprint"] == metrics["data"]["fingerprint"]
+    assert entry["config"]["lightfm"] == metrics["tuning"]["chosen"]["lightfm"]
+    assert entry["artifact_sha256"] == artifact_sha256(data_root / "models" / "champion" / "model")
 
     manifest = json.loads((latest / "manifest.json").read_text())
     assert manifest["row_count"] == len(recs)
@@ -125,5 +147,15 @@ def test_sabotaged_model_is_refused_by_default_gate(data_root):
     """A model trained for one epoch at a vanishing learning rate ranks at random."""
     sabotaged = LightFMParams(no_components=2, epochs=1, learning_rate=1e-6)
     with pytest.raises(GateRefusedError):
-        run_nightly(data_root, model=sabotaged, gate=GateParams())
+        run_nightly(
+            data_root,
+            model=sabotaged,
+            blend={"lightfm_hybrid": 1.0},
+            tuning=TuningParams(search=False),
+            gate=GateParams(),
+        )
     assert not (data_root / "published" / "latest").exists()
+    # Registered as tried, never as champion.
+    (entry,) = (data_root / "models").glob("*/model.json")
+    assert json.loads(entry.read_text())["published"] is False
+    assert not (data_root / "models" / "champion").exists()

@@ -1,25 +1,141 @@
-"""Candidate recommenders. Every family reduces to one representation: a vector per user and
-a vector per product, score = user · product (biases folded into the product side), so one
-exact, chunked top-N scorer serves evaluation and publishing for all of them."""
+"""Candidate recommenders. Every family reduces to one representation: a matrix per user side
+and per product side, score = user · product (biases folded into the product side). Either
+side may be dense (LightFM embeddings) or sparse (a purchase history against an item-item
+similarity or transition matrix), so one exact, chunked top-N scorer serves evaluation and
+publishing for all of them. A `Blend` adds several such models, each normalised per user.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import scipy.sparse as sp
+
+Matrix = np.ndarray | sp.csr_matrix
+
+
+class Scorer(Protocol):
+    """Anything the top-N selector can rank with."""
+
+    @property
+    def n_users(self) -> int: ...
+
+    @property
+    def n_items(self) -> int: ...
+
+    def scores(self, user_rows: np.ndarray) -> np.ndarray:
+        """(len(user_rows), n_items) float32 scores; higher is better."""
+        ...
+
+
+def _as_dense(scores: Matrix) -> np.ndarray:
+    dense = scores.toarray() if sp.issparse(scores) else scores
+    return np.asarray(dense, dtype=np.float32)
 
 
 @dataclass
 class FactorModel:
-    user_vectors: np.ndarray  # (n_users, d) float32
-    item_vectors: np.ndarray  # (n_products, d) float32
+    user_vectors: Matrix  # (n_users, d) float32, dense or CSR
+    item_vectors: Matrix  # (n_products, d) float32, dense or CSR
+    _item_t: Matrix | None = field(default=None, init=False, repr=False)
+
+    @property
+    def n_users(self) -> int:
+        return self.user_vectors.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.item_vectors.shape[0]
+
+    def scores(self, user_rows: np.ndarray) -> np.ndarray:
+        if self._item_t is None:
+            items = self.item_vectors
+            self._item_t = items.T.tocsr() if sp.issparse(items) else np.ascontiguousarray(items.T)
+        return _as_dense(self.user_vectors[user_rows] @ self._item_t)
 
     def save(self, path: Path) -> Path:
-        np.savez(path, user_vectors=self.user_vectors, item_vectors=self.item_vectors)
+        arrays: dict[str, np.ndarray] = {}
+        for side, matrix in (("user", self.user_vectors), ("item", self.item_vectors)):
+            if sp.issparse(matrix):
+                matrix = sp.csr_matrix(matrix, dtype=np.float32)
+                arrays |= {
+                    f"{side}_data": matrix.data,
+                    f"{side}_indices": matrix.indices,
+                    f"{side}_indptr": matrix.indptr,
+                    f"{side}_shape": np.asarray(matrix.shape),
+                }
+            else:
+                arrays[f"{side}_vectors"] = np.asarray(matrix, dtype=np.float32)
+        np.savez(path, **arrays)
         return Path(path)
 
     @classmethod
     def load(cls, path: Path) -> FactorModel:
         with np.load(path) as arrays:
-            return cls(arrays["user_vectors"], arrays["item_vectors"])
+
+            def side(name: str) -> Matrix:
+                if f"{name}_vectors" in arrays:
+                    return arrays[f"{name}_vectors"]
+                return sp.csr_matrix(
+                    (arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
+                    shape=tuple(arrays[f"{name}_shape"]),
+                )
+
+            return cls(side("user"), side("item"))
+
+
+def minmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Each row rescaled to [0, 1]; a row with one value everywhere becomes zeros."""
+    low = scores.min(axis=1, keepdims=True)
+    span = scores.max(axis=1, keepdims=True) - low
+    span[span <= 0] = np.inf
+    return (scores - low) / span
+
+
+@dataclass
+class Blend:
+    """score(u) = Σ weight_c · minmax(score_c(u)): every component on the same 0..1 scale
+    per user, so a weight says how much that component's opinion counts."""
+
+    components: dict[str, FactorModel]
+    weights: dict[str, float]
+
+    @property
+    def n_users(self) -> int:
+        return next(iter(self.components.values())).n_users
+
+    @property
+    def n_items(self) -> int:
+        return next(iter(self.components.values())).n_items
+
+    def scores(self, user_rows: np.ndarray) -> np.ndarray:
+        total = np.zeros((len(user_rows), self.n_items), dtype=np.float32)
+        for name, weight in self.weights.items():
+            if weight:
+                total += np.float32(weight) * minmax_rows(self.components[name].scores(user_rows))
+        return total
+
+    def save(self, folder: Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, component in self.components.items():
+            component.save(folder / f"{name}.npz")
+        (folder / "blend.json").write_text(json.dumps({"weights": self.weights}, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> Blend:
+        weights = json.loads((Path(folder) / "blend.json").read_text())["weights"]
+        return cls(
+            {name: FactorModel.load(Path(folder) / f"{name}.npz") for name in weights}, weights
+        )
+
+
+def load_scorer(path: Path) -> FactorModel | Blend:
+    """A saved model: a Blend folder (with blend.json) or one FactorModel .npz file."""
+    path = Path(path)
+    return Blend.load(path) if (path / "blend.json").exists() else FactorModel.load(path)

@@ -1,0 +1,261 @@
+"""Tune: choose LightFM's hyperparameters and the blend's weights on the validation
+transaction (each user's second-latest), never on the test one.
+
+1. Randomized search (scikit-learn's `ParameterSampler`) over LightFM's no_components, loss,
+   learning rate, L2 penalties and max_sampled; every trial trains epoch by epoch and stops
+   early when validation NDCG@10 stops improving; the first trial is the configured model.
+2. The other candidates are fitted on the same pre-validation events, and the blend
+   weights are searched the same way (the first trial is the configured blend; LightFM
+   hybrid always keeps a weight > 0, so users without history are served from features).
+Both trial tables become Prefect table artifacts and `tuning/trials.json` in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.logging import get_run_logger
+from pydantic import BaseModel, Field
+from scipy.stats import loguniform
+from sklearn.model_selection import ParameterSampler
+
+from tasks.dataset import DatasetSpec
+from tasks.evaluate import Evaluation, evaluation_for
+from tasks.models import FactorModel, minmax_rows
+from tasks.models.lightfm_hybrid import LightFMParams, fit_lightfm
+from tasks.run_context import FeatureSet, RunFolder, Snapshot, Split
+from tasks.train import (
+    COMPONENTS,
+    HYBRID,
+    ModelConfig,
+    fit_candidate,
+    lightfm_features,
+    training_data,
+)
+
+LIGHTFM_SPACE: dict[str, object] = {
+    "no_components": [16, 32, 64, 128],
+    "loss": ["warp", "bpr", "warp-kos"],
+    "learning_rate": loguniform(0.01, 0.1),
+    "item_alpha": loguniform(1e-8, 1e-4),
+    "user_alpha": loguniform(1e-8, 1e-4),
+    "max_sampled": [10, 30, 60],
+    "behaviour_features": [True, False],
+}
+POOL_SIZE = 200  # each component's top products pooled when scoring blend weightings
+# Relative to the hybrid's weight, fixed at 1 (only ratios matter after per-user min-max
+# scaling); zero is listed three times so most weightings mix a few components, not all.
+BLEND_WEIGHTS: list[float] = [0.0, 0.0, 0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0]
+
+
+class TuningParams(BaseModel):
+    """How hard to search (on the validation transaction)."""
+
+    lightfm_trials: int = Field(
+        5, ge=1, le=200, description="LightFM configurations tried; 1 = the configured one only"
+    )
+    blend_trials: int = Field(60, ge=1, le=2000, description="blend weightings tried")
+    search: bool = Field(
+        True, description="off: use the configured LightFM parameters and blend as they are"
+    )
+    max_epochs: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="epochs a LightFM trial may train (it stops early); empty = twice the "
+        "configured epochs",
+    )
+    eval_every: int = Field(5, ge=1, le=100, description="epochs between validation checks")
+    patience: int = Field(2, ge=1, le=20, description="checks without improvement before stop")
+    max_users: int = Field(
+        10_000, ge=100, le=10_000_000, description="validation users sampled to tune on"
+    )
+
+
+class TuningResult(BaseModel):
+    config: ModelConfig
+    validation_ndcg: dict[str, float]  # each candidate alone, and the chosen blend
+    lightfm_trials: list[dict]
+    blend_trials: list[dict]
+
+
+def blend_ndcg(
+    components: dict[str, FactorModel],
+    weightings: list[dict[str, float]],
+    evaluation: Evaluation,
+    k: int = 10,
+    pool_size: int = POOL_SIZE,
+    chunk_size: int = 512,
+) -> np.ndarray:
+    """Validation NDCG@k of every weighting, each component scored once per chunk of users.
+
+    A weighting's ranking is taken within a pool: the union of every component's top
+    `pool_size` products (plus the relevant one), so all weightings are scored at once with
+    one matrix product. A product outside every component's top `pool_size` almost never
+    enters a blend's top 10; the reported metrics are computed exactly (tasks/evaluate.py).
+    Ties go to the lower product index, as tasks/scoring.py selects."""
+    names = list(components)
+    weights = np.array(
+        [[w.get(name, 0.0) for name in names] for w in weightings], dtype=np.float32
+    )  # trials × components
+    totals = np.zeros(len(weightings))
+    for begin in range(0, len(evaluation.rows), chunk_size):
+        rows = evaluation.rows[begin : begin + chunk_size]
+        truth = evaluation.truth[begin : begin + chunk_size]
+        excluded = evaluation.exclude[rows].toarray()
+        normalised = []
+        for name in names:
+            scores = minmax_rows(components[name].scores(rows))
+            scores[excluded] = -1.0  # below every eligible product (min-max puts them in 0..1)
+            normalised.append(scores)
+        size = min(pool_size, normalised[0].shape[1] - 1)
+        tops = [np.argpartition(-scores, size, axis=1)[:, :size] for scores in normalised]
+        pool = np.hstack([truth[:, None], *tops])  # the relevant product is column 0
+        order = np.argsort(pool, axis=1, kind="stable")
+        ordered = np.take_along_axis(pool, order, axis=1)
+        repeated = np.zeros(pool.shape, dtype=bool)
+        np.put_along_axis(
+            repeated, order[:, 1:], ordered[:, 1:] == ordered[:, :-1], axis=1
+        )  # every repeat after the first occurrence (column 0 is always kept)
+        gathered = np.stack(
+            [np.take_along_axis(scores, pool, axis=1) for scores in normalised], axis=2
+        )  # users × pool × components
+        blended = gathered @ weights.T  # users × pool × trials
+        blended[repeated] = -np.inf
+        blended[np.take_along_axis(excluded, pool, axis=1)] = -np.inf
+        target = blended[:, :1, :]
+        lower = (pool < truth[:, None])[:, :, None]
+        rank = (blended > target).sum(axis=1) + ((blended == target) & lower).sum(axis=1)
+        rank[~np.isfinite(target[:, 0, :])] = k  # an excluded relevant product is a miss
+        totals += np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0).sum(axis=0)
+    return totals / max(len(evaluation.rows), 1)
+
+
+def lightfm_candidates(base: LightFMParams, trials: int, seed: int) -> list[LightFMParams]:
+    """The configured parameters first, then the same with the behaviour features switched
+    (whether they help depends on the shop), then random draws from LIGHTFM_SPACE."""
+    switched = base.model_copy(update={"behaviour_features": not base.behaviour_features})
+    draws = ParameterSampler(LIGHTFM_SPACE, n_iter=max(trials - 2, 0), random_state=seed)
+    return ([base, switched] + [base.model_copy(update=draw) for draw in draws])[:trials]
+
+
+def blend_candidates(base: dict[str, float], trials: int, seed: int) -> list[dict[str, float]]:
+    """The configured blend, each component alone (for the record), then random weightings
+    in which the hybrid always counts."""
+    space = {name: BLEND_WEIGHTS for name in COMPONENTS} | {HYBRID: [1.0]}
+    draws = ParameterSampler(space, n_iter=max(trials - 1, 0), random_state=seed)
+    alone = [{name: 1.0} for name in COMPONENTS]
+    return [dict(base)] + alone + [dict(draw) for draw in draws]
+
+
+@task(name="tune")
+def tune(
+    split: Split,
+    snapshot: Snapshot,
+    features: FeatureSet,
+    dataset: DatasetSpec,
+    config: ModelConfig,
+    params: TuningParams,
+    seed: int,
+    num_threads: int,
+    run: RunFolder,
+) -> TuningResult:
+    """Search on (pre-validation events → validation transaction); return the chosen config."""
+    logger = get_run_logger()
+    if not params.search:
+        logger.info("tuning is off: LightFM %s, blend %s", config.lightfm, config.blend)
+        return TuningResult(config=config, validation_ndcg={}, lightfm_trials=[], blend_trials=[])
+    max_epochs = params.max_epochs or 2 * config.lightfm.epochs
+    evaluation = evaluation_for(split.tune_train_events, split.validation, snapshot, dataset)
+    evaluation = evaluation.sample(params.max_users, seed)
+    data = training_data(
+        pd.read_parquet(split.tune_train_events), snapshot, features, dataset, config
+    )
+
+    lightfm_rows: list[dict] = []
+    best_params, best_score, best_factors = config.lightfm, -np.inf, None
+    for trial, candidate in enumerate(
+        lightfm_candidates(config.lightfm, params.lightfm_trials, seed)
+    ):
+        started = time.perf_counter()
+        _, factors, curve = fit_lightfm(
+            data.interactions,
+            *lightfm_features(data, candidate),
+            candidate.model_copy(update={"epochs": max_epochs}),
+            seed=seed,
+            num_threads=num_threads,
+            validate=evaluation.ndcg,
+            eval_every=params.eval_every,
+            patience=params.patience,
+        )
+        epochs, score = max(curve, key=lambda point: (point[1], -point[0]))
+        lightfm_rows.append(
+            {"trial": trial}
+            | candidate.model_dump(exclude={"epochs"})
+            | {
+                "best_epochs": epochs,
+                "epochs_trained": curve[-1][0],
+                "validation_NDCG@10": round(score, 5),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        if score > best_score:
+            best_score, best_factors = score, factors
+            best_params = candidate.model_copy(update={"epochs": epochs})
+    tuned = config.model_copy(update={"lightfm": best_params})
+
+    components = {
+        name: best_factors
+        if name == HYBRID
+        else fit_candidate(name, data, tuned, seed, num_threads, lightfm_params=best_params)
+        for name in COMPONENTS
+    }
+    weightings = blend_candidates(config.blend, params.blend_trials, seed)
+    scores = blend_ndcg(components, weightings, evaluation)
+    eligible = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
+    chosen = int(np.flatnonzero(eligible)[np.argmax(scores[eligible])])
+    blend_rows = [
+        {"trial": t}
+        | {name: weights.get(name, 0.0) for name in COMPONENTS}
+        | {"validation_NDCG@10": round(float(score), 5), "eligible": bool(ok)}
+        for t, (weights, score, ok) in enumerate(zip(weightings, scores, eligible, strict=True))
+    ]
+    chosen_blend = {name: w for name, w in weightings[chosen].items() if w > 0}
+    tuned = tuned.model_copy(update={"blend": chosen_blend})
+    alone = {
+        next(iter(w)): float(s) for w, s in zip(weightings, scores, strict=True) if len(w) == 1
+    }
+    result = TuningResult(
+        config=tuned,
+        validation_ndcg=alone | {"blend": float(scores[chosen])},
+        lightfm_trials=lightfm_rows,
+        blend_trials=blend_rows,
+    )
+    run.sub("tuning", "trials.json").write_text(
+        json.dumps(result.model_dump(mode="json"), indent=2)
+    )
+    create_table_artifact(
+        key="lightfm-tuning",
+        table=lightfm_rows,
+        description=f"LightFM randomized search on {len(evaluation.rows)} validation users; "
+        f"chosen: {best_params.model_dump()}",
+    )
+    ranked = sorted(blend_rows, key=lambda row: -row["validation_NDCG@10"])
+    create_table_artifact(
+        key="blend-tuning",
+        table=ranked[:50],
+        description=f"blend weights, best 50 of {len(blend_rows)} trials; chosen: {chosen_blend}",
+    )
+    logger.info(
+        "tuned on %d validation users: LightFM %s; blend %s (validation NDCG@10 %.4f)",
+        len(evaluation.rows),
+        best_params.model_dump(),
+        chosen_blend,
+        scores[chosen],
+    )
+    return result
