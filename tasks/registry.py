@@ -14,7 +14,6 @@ record says what was tried and why it was not shipped.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -140,9 +139,3 @@ def promote_champion(data_root: Path, version: str) -> None:
     staging.unlink(missing_ok=True)
     staging.symlink_to(version, target_is_directory=True)
     os.replace(staging, root / "champion")
-
-
-def champion_json(data_root: Path) -> dict | None:
-    """The champion's model.json as a dict (for reports), or None."""
-    entry = current_champion(data_root)
-    return json.loads(entry.model_dump_json()) if entry else None

@@ -79,10 +79,10 @@ class TrainingData:
 
     interactions: sp.csr_matrix  # weighted events per (user, product)
     recent_demand: sp.csr_matrix  # the same, decayed by age (popularity)
-    knn_history: sp.csr_matrix  # log1p(weight) × recency decay, all weighted event types
+    recency: tuple[np.ndarray, np.ndarray, np.ndarray]  # (rows, cols, rank) weighted types
     sequence_rows: np.ndarray  # transactions: user rows, chronological within a user
     sequence_cols: np.ndarray  # transactions: product columns
-    transition_history: sp.csr_matrix  # recency-decayed transactions
+    sequence_rank: np.ndarray  # transactions: 0 = the user's newest product
     user_features: sp.csr_matrix  # identity + dataset.toml + behaviour features
     item_features: sp.csr_matrix
     user_plain: sp.csr_matrix  # identity + dataset.toml features only
@@ -90,6 +90,34 @@ class TrainingData:
     item_attributes: sp.csr_matrix  # the declared product features only (content)
     segments: np.ndarray
     categories: np.ndarray  # product → category code (-1: none)
+    events: pd.DataFrame  # the stage's events (for weightings that need their age)
+    user_ids: pd.Series
+    product_ids: pd.Series
+    weights: dict[str, float]
+
+    def decayed_interactions(self, half_life_days: float | None) -> sp.csr_matrix:
+        """Weighted interactions, each event halved every `half_life_days` (None: as is)."""
+        if not half_life_days:
+            return self.interactions
+        return weighted_interactions(
+            self.events, self.user_ids, self.product_ids, self.weights, half_life_days
+        )
+
+    def weighted_history(self, decay: float) -> sp.csr_matrix:
+        """log1p(event weights) × decay**recency rank, over all weighted event types."""
+        rows, cols, rank = self.recency
+        history = decayed_history(rows, cols, rank, decay, self.interactions.shape)
+        return history.multiply(self.interactions.log1p()).tocsr()
+
+    def transaction_history(self, decay: float) -> sp.csr_matrix:
+        """decay**recency rank over the user's distinct transactions (newest = 1)."""
+        return decayed_history(
+            self.sequence_rows,
+            self.sequence_cols,
+            self.sequence_rank,
+            decay,
+            self.interactions.shape,
+        )
 
 
 def category_codes(snapshot: Snapshot, dataset: DatasetSpec, n_products: int) -> np.ndarray:
@@ -118,21 +146,15 @@ def training_data(
     config: ModelConfig,
 ) -> TrainingData:
     user_ids, product_ids = entity_ids(snapshot)
-    shape = (len(user_ids), len(product_ids))
     weights = dataset.events.weights
     interactions = weighted_interactions(events, user_ids, product_ids, weights)
     recent_demand = weighted_interactions(
         events, user_ids, product_ids, weights, half_life_days=config.popularity_half_life_days
     )
     weighted_types = [t for t, w in weights.items() if w > 0]
-    rows, cols, rank = recency_ranks(events, user_ids, product_ids, weighted_types)
-    knn_history = decayed_history(rows, cols, rank, config.item_knn.recency_decay, shape)
-    knn_history = knn_history.multiply(interactions.log1p()).tocsr()
+    recency = recency_ranks(events, user_ids, product_ids, weighted_types)
     types = dataset.events.transaction_types
     seq_rows, seq_cols, seq_rank = recency_ranks(events, user_ids, product_ids, types)
-    transition_history = decayed_history(
-        seq_rows, seq_cols, seq_rank, config.transitions.recency_decay, shape
-    )
     item_features = sp.load_npz(features.item_features).tocsr()
     names = json.loads(Path(features.names).read_text())["item"]
     declared = pd.Series(names).str.split("=", n=1).str[0].isin(list(dataset.product_features))
@@ -142,10 +164,10 @@ def training_data(
     return TrainingData(
         interactions=interactions,
         recent_demand=recent_demand,
-        knn_history=knn_history,
+        recency=recency,
         sequence_rows=seq_rows,
         sequence_cols=seq_cols,
-        transition_history=transition_history,
+        sequence_rank=seq_rank,
         user_features=sp.load_npz(features.user_features).tocsr(),
         item_features=item_features,
         user_plain=sp.load_npz(features.user_attributes).tocsr(),
@@ -153,6 +175,10 @@ def training_data(
         item_attributes=item_features[:, attribute_columns].tocsr(),
         segments=segment_codes(users, columns),
         categories=category_codes(snapshot, dataset, len(product_ids)),
+        events=events[["user_id", "product_id", "event_type", "occurred_at"]],
+        user_ids=user_ids,
+        product_ids=product_ids,
+        weights=weights,
     )
 
 
@@ -182,18 +208,24 @@ def fit_candidate(
     if name == SEGMENT_POPULARITY:
         return fit_segment_popularity(data.recent_demand, data.segments)
     if name == CONTENT:
-        return fit_content(data.knn_history, data.item_attributes)
+        return fit_content(
+            data.weighted_history(config.item_knn.recency_decay), data.item_attributes
+        )
     if name == ITEM_KNN:
-        return fit_item_knn(data.interactions, data.knn_history, config.item_knn)
+        history = data.weighted_history(config.item_knn.recency_decay)
+        return fit_item_knn(data.interactions, history, config.item_knn)
     if name == TRANSITIONS:
         return fit_transitions(
-            data.sequence_rows, data.sequence_cols, data.transition_history, config.transitions
+            data.sequence_rows,
+            data.sequence_cols,
+            data.transaction_history(config.transitions.recency_decay),
+            config.transitions,
         )
     if name == CATEGORY_TRANSITIONS:
         return fit_category_transitions(
             data.sequence_rows,
             data.sequence_cols,
-            data.transition_history,
+            data.transaction_history(config.transitions.recency_decay),
             data.categories,
             np.asarray(data.recent_demand.sum(axis=0)).ravel(),
             config.transitions,
@@ -202,7 +234,7 @@ def fit_candidate(
         params = lightfm_params or config.lightfm
         user_features, item_features = lightfm_features(data, params, hybrid=name == HYBRID)
         _, factors, _ = fit_lightfm(
-            data.interactions,
+            data.decayed_interactions(params.half_life_days),
             user_features,
             item_features,
             params,

@@ -2,12 +2,16 @@
 transaction (each user's second-latest), never on the test one.
 
 1. Randomized search (scikit-learn's `ParameterSampler`) over LightFM's no_components, loss,
-   learning rate, L2 penalties and max_sampled; every trial trains epoch by epoch and stops
-   early when validation NDCG@10 stops improving; the first trial is the configured model.
-2. The other candidates are fitted on the same pre-validation events, and the blend
-   weights are searched the same way (the first trial is the configured blend; LightFM
-   hybrid always keeps a weight > 0, so users without history are served from features).
-Both trial tables become Prefect table artifacts and `tuning/trials.json` in the run folder.
+   learning rate, L2 penalties, max_sampled, interaction half-life and whether the behaviour
+   features help; every trial trains epoch by epoch and stops early when validation
+   NDCG@10 stops improving; the first trial is the configured model.
+2. The same for last-item transitions (window, decays, normalisation) and item-kNN
+   (neighbours, shrink, asymmetry, recency), each judged alone.
+3. The other candidates are fitted on the same pre-validation events; the blend weights
+   are drawn the same way (the first trial is the configured blend), then refined by
+   rounds of coordinate search (`ParameterGrid` over one component's weight at a time).
+   LightFM hybrid always keeps weight 1, so users without history are served from features.
+The trial tables become Prefect table artifacts and `tuning/trials.json` in the run folder.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 from scipy.stats import loguniform
-from sklearn.model_selection import ParameterSampler
+from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from tasks.dataset import DatasetSpec
 from tasks.evaluate import Evaluation, evaluation_for
@@ -32,6 +36,8 @@ from tasks.run_context import FeatureSet, RunFolder, Snapshot, Split
 from tasks.train import (
     COMPONENTS,
     HYBRID,
+    ITEM_KNN,
+    TRANSITIONS,
     ModelConfig,
     fit_candidate,
     lightfm_features,
@@ -46,20 +52,50 @@ LIGHTFM_SPACE: dict[str, object] = {
     "user_alpha": loguniform(1e-8, 1e-4),
     "max_sampled": [10, 30, 60],
     "behaviour_features": [True, False],
+    "half_life_days": [None, 90.0, 365.0],
 }
 POOL_SIZE = 200  # each component's top products pooled when scoring blend weightings
 # Relative to the hybrid's weight, fixed at 1 (only ratios matter after per-user min-max
 # scaling); zero is listed three times so most weightings mix a few components, not all.
+NEIGHBOUR_SPACES: dict[str, dict[str, list]] = {
+    "transitions": {
+        "window": [2, 3, 5, 8],
+        "step_decay": [0.5, 0.7, 0.85],
+        "backward": [0.0, 0.25, 0.5],
+        "recency_decay": [0.3, 0.5, 0.7],
+        "normalisation": [0.0, 0.5, 1.0],
+    },
+    "item_knn": {
+        "neighbours": [20, 50, 100, 200],
+        "shrink": [0.0, 10.0, 50.0],
+        "alpha": [0.3, 0.5, 0.7],
+        "recency_decay": [0.3, 0.5, 0.7, 0.9],
+    },
+}
 BLEND_WEIGHTS: list[float] = [0.0, 0.0, 0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0]
 
 
 class TuningParams(BaseModel):
     """How hard to search (on the validation transaction)."""
 
+    neighbour_trials: int = Field(
+        8,
+        ge=1,
+        le=500,
+        description="settings tried for each of last-item transitions and item-kNN "
+        "(cheap: no embeddings to train)",
+    )
     lightfm_trials: int = Field(
         5, ge=1, le=200, description="LightFM configurations tried; 1 = the configured one only"
     )
-    blend_trials: int = Field(60, ge=1, le=2000, description="blend weightings tried")
+    blend_trials: int = Field(60, ge=1, le=2000, description="random blend weightings tried first")
+    blend_rounds: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="rounds of coordinate search from the best weighting so far "
+        "(each tries every other weight for every component)",
+    )
     search: bool = Field(
         True, description="off: use the configured LightFM parameters and blend as they are"
     )
@@ -81,6 +117,7 @@ class TuningResult(BaseModel):
     config: ModelConfig
     validation_ndcg: dict[str, float]  # each candidate alone, and the chosen blend
     lightfm_trials: list[dict]
+    neighbour_trials: list[dict] = []
     blend_trials: list[dict]
 
 
@@ -153,6 +190,20 @@ def blend_candidates(base: dict[str, float], trials: int, seed: int) -> list[dic
     return [dict(base)] + alone + [dict(draw) for draw in draws]
 
 
+def coordinate_moves(best: dict[str, float]) -> list[dict[str, float]]:
+    """Every weighting that changes one component's weight of `best` (the hybrid stays at 1):
+    one round of coordinate search, scored in one batch."""
+    moves = []
+    for name in COMPONENTS:
+        if name == HYBRID:
+            continue
+        for grid in ParameterGrid({name: sorted(set(BLEND_WEIGHTS))}):
+            candidate = {k: v for k, v in (best | grid).items() if v > 0}
+            if candidate != {k: v for k, v in best.items() if v > 0}:
+                moves.append(candidate)
+    return moves
+
+
 @task(name="tune")
 def tune(
     split: Split,
@@ -184,7 +235,7 @@ def tune(
     ):
         started = time.perf_counter()
         _, factors, curve = fit_lightfm(
-            data.interactions,
+            data.decayed_interactions(candidate.half_life_days),
             *lightfm_features(data, candidate),
             candidate.model_copy(update={"epochs": max_epochs}),
             seed=seed,
@@ -209,6 +260,24 @@ def tune(
             best_params = candidate.model_copy(update={"epochs": epochs})
     tuned = config.model_copy(update={"lightfm": best_params})
 
+    neighbour_rows: list[dict] = []
+    for field, name in (("transitions", TRANSITIONS), ("item_knn", ITEM_KNN)):
+        base = getattr(tuned, field)
+        draws = ParameterSampler(
+            NEIGHBOUR_SPACES[field], n_iter=max(params.neighbour_trials - 1, 0), random_state=seed
+        )
+        scored = []
+        for trial, settings in enumerate([base] + [base.model_copy(update=d) for d in draws]):
+            trial_config = tuned.model_copy(update={field: settings})
+            score = evaluation.ndcg(fit_candidate(name, data, trial_config, seed, num_threads))
+            scored.append((score, -trial, settings))
+            neighbour_rows.append(
+                {"candidate": name, "trial": trial}
+                | settings.model_dump()
+                | {"validation_NDCG@10": round(score, 5)}
+            )
+        tuned = tuned.model_copy(update={field: max(scored, key=lambda row: row[:2])[2]})
+
     components = {
         name: best_factors
         if name == HYBRID
@@ -217,6 +286,14 @@ def tune(
     }
     weightings = blend_candidates(config.blend, params.blend_trials, seed)
     scores = blend_ndcg(components, weightings, evaluation)
+    for _ in range(params.blend_rounds):
+        eligible = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
+        best = weightings[int(np.flatnonzero(eligible)[np.argmax(scores[eligible])])]
+        refined = [w for w in coordinate_moves(best) if w not in weightings]
+        if not refined:
+            break
+        weightings += refined
+        scores = np.concatenate([scores, blend_ndcg(components, refined, evaluation)])
     eligible = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
     chosen = int(np.flatnonzero(eligible)[np.argmax(scores[eligible])])
     blend_rows = [
@@ -234,6 +311,7 @@ def tune(
         config=tuned,
         validation_ndcg=alone | {"blend": float(scores[chosen])},
         lightfm_trials=lightfm_rows,
+        neighbour_trials=neighbour_rows,
         blend_trials=blend_rows,
     )
     run.sub("tuning", "trials.json").write_text(
@@ -244,6 +322,13 @@ def tune(
         table=lightfm_rows,
         description=f"LightFM randomized search on {len(evaluation.rows)} validation users; "
         f"chosen: {best_params.model_dump()}",
+    )
+    create_table_artifact(
+        key="neighbour-tuning",
+        table=neighbour_rows,
+        description="last-item transitions and item-kNN settings on the validation purchase; "
+        f"chosen: transitions {tuned.transitions.model_dump()}, "
+        f"item-kNN {tuned.item_knn.model_dump()}",
     )
     ranked = sorted(blend_rows, key=lambda row: -row["validation_NDCG@10"])
     create_table_artifact(

@@ -159,3 +159,17 @@ def test_sabotaged_model_is_refused_by_default_gate(data_root):
     (entry,) = (data_root / "models").glob("*/model.json")
     assert json.loads(entry.read_text())["published"] is False
     assert not (data_root / "models" / "champion").exists()
+
+
+def test_dry_skin_gets_more_hydrating_products_than_oily_skin(data_root):
+    """The seed's example, on `tiny`: hydration is what dry skin buys."""
+    summary = run_nightly(data_root)
+    recs = pd.read_parquet(summary.published_path)
+    store = store_tables(data_root / "demo" / "store.db")
+    top10 = recs[recs["rank"] <= 10].merge(store["users"], on="user_id")
+    top10 = top10.merge(store["products"], on="product_id")
+    hydrating = top10["ingredients"].str.contains(
+        "hyaluronic acid|ceramides|squalane|shea butter|glycerin"
+    )
+    share = hydrating.groupby(top10["skin_type"]).mean()
+    assert share["dry"] > share["oily"], share

@@ -25,6 +25,13 @@ class LightFMParams(BaseModel):
     user_alpha: float = Field(1e-6, ge=0, le=1, description="L2 penalty on user features")
     max_sampled: int = Field(30, ge=1, le=1000, description="WARP negatives tried per step")
     epochs: int = Field(40, ge=1, le=1000)
+    half_life_days: float | None = Field(
+        None,
+        gt=0,
+        le=3650,
+        description="interaction weights halve every this many days (recent taste counts "
+        "more); empty = no decay",
+    )
     behaviour_features: bool = Field(
         True,
         description="hybrid: also use the engineered behaviour features (affinity shares, "

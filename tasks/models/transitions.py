@@ -22,6 +22,13 @@ class TransitionParams(BaseModel):
     recency_decay: float = Field(
         0.6, gt=0, le=1, description="weight of a user's k-th most recent product: decay**k"
     )
+    normalisation: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a product's transitions are divided by (its total)**normalisation: "
+        "1 = probabilities, 0 = raw counts (frequent paths count more)",
+    )
 
 
 def transition_counts(
@@ -54,12 +61,13 @@ def fit_transitions(
     history: sp.csr_matrix,
     params: TransitionParams,
 ) -> FactorModel:
-    """score(u, j) = Σ_i history[u, i] · P(next = j | i); history is recency-decayed, so the
-    last product bought speaks loudest."""
+    """score(u, j) = Σ_i history[u, i] · count(i → j) / total(i)**normalisation; history is
+    recency-decayed, so the last product bought speaks loudest."""
     counts = transition_counts(rows, cols, history.shape[1], params)
     totals = np.asarray(counts.sum(axis=1)).ravel()
     totals[totals == 0] = 1.0
-    probabilities = (sp.diags((1.0 / totals).astype(np.float32)) @ counts).tocsr()
+    scale = np.power(totals, -params.normalisation).astype(np.float32)
+    probabilities = (sp.diags(scale) @ counts).tocsr()
     return FactorModel(
         user_vectors=history.astype(np.float32).tocsr(),
         item_vectors=probabilities.T.tocsr().astype(np.float32),
