@@ -72,7 +72,7 @@ NEIGHBOUR_SPACES: dict[str, dict[str, list]] = {
         "recency_decay": [0.3, 0.5, 0.7, 0.9],
     },
 }
-BLEND_WEIGHTS: list[float] = [0.0, 0.0, 0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0]
+BLEND_WEIGHTS: list[float] = [0.0, 0.0, 0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]
 
 
 class TuningParams(BaseModel):

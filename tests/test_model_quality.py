@@ -13,7 +13,7 @@ from flows.nightly import nightly
 from flows.params import NightlyParams
 from tasks.demo_store import generate_store, write_store
 
-MIN_LIFT_OVER_POPULARITY = 1.2  # measured: see the README's model section
+MIN_LIFT_OVER_POPULARITY = 1.3  # the models issue's bar; measured 1.39 (README)
 
 
 @pytest.fixture(scope="module")

@@ -82,29 +82,32 @@ def fit_category_transitions(
     demand: np.ndarray,
     params: TransitionParams,
 ) -> FactorModel:
-    """The same chain one level up: which category customers buy next after a category (a
-    routine: cleanser → toner → serum), then the products of that category by their share
-    of its demand. Dense where item transitions are sparse; needs no product history.
+    """The same chain one level up: which category customers buy next after the user's
+    latest categories (a routine: cleanser → toner → serum).
 
-    categories: product → category code (-1: none); demand: product → demand."""
-    n_categories = int(categories.max()) + 1 if len(categories) and categories.max() >= 0 else 1
-    known = categories >= 0
+    score(u, j) = log(P(next category = category of j | u) + 0.001) + 0.001 · share of j in
+    its category's demand. In log form a blend adds it to the other candidates'
+    scores, which multiplies probabilities: "the right category" × "the right product in it",
+    the shape of a routine. Alone it ranks categories, best sellers first within each.
+
+    categories: product → category code (-1: none, a category of its own); demand: product →
+    demand."""
+    codes = np.where(categories >= 0, categories, categories.max(initial=-1) + 1)
+    n_categories = int(codes.max(initial=0)) + 1
     membership = sp.csr_matrix(
-        (
-            np.ones(int(known.sum()), dtype=np.float32),
-            (np.flatnonzero(known), categories[known]),
-        ),
-        shape=(len(categories), n_categories),
+        (np.ones(len(codes), dtype=np.float32), (np.arange(len(codes)), codes)),
+        shape=(len(codes), n_categories),
     )
-    counts = transition_counts(rows, cols, len(categories), params)
+    counts = transition_counts(rows, cols, len(codes), params)
     category_counts = (membership.T @ counts @ membership).toarray()
     totals = category_counts.sum(axis=1, keepdims=True)
     totals[totals == 0] = 1.0
-    next_category = (history @ membership) @ (category_counts / totals)  # users × categories
+    propensity = np.asarray((history @ membership) @ (category_counts / totals))
+    propensity /= np.maximum(propensity.sum(axis=1, keepdims=True), 1e-12)
     category_demand = np.asarray(membership.T @ demand).ravel()
-    share = demand / np.maximum(category_demand[np.maximum(categories, 0)], 1e-12)
-    item_side = membership.multiply(share[:, None]).toarray()
+    share = demand / np.maximum(category_demand[codes], 1e-12)
+    user_side = np.hstack([np.log(propensity + 1e-3), np.ones((len(propensity), 1))])
+    item_side = np.hstack([membership.toarray(), 1e-3 * share[:, None]])
     return FactorModel(
-        user_vectors=np.asarray(next_category, dtype=np.float32),
-        item_vectors=item_side.astype(np.float32),
+        user_vectors=user_side.astype(np.float32), item_vectors=item_side.astype(np.float32)
     )
