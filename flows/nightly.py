@@ -118,7 +118,7 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         snapshot.high_water_mark,
         snapshot.sources,
     )
-    split = split_events(snapshot, dataset, run, params.holdout_gap_hours)
+    split = split_events(snapshot, dataset, run, params.holdout_gap_hours, params.split_cutoff)
     # Behaviour features per stage, each from that stage's training events only.
     features = {
         stage: build_features(snapshot, dataset, run, events, stage)

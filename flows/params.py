@@ -3,6 +3,7 @@ defaults, choices and bounds; the command line accepts the same names."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -75,6 +76,11 @@ class NightlyParams(BaseModel):
         le=24 * 365,
         description="evaluation: a user's training events end this long before their "
         "held-out transaction (a nightly batch never sees the visit it is judged on)",
+    )
+    split_cutoff: datetime | None = Field(
+        None,
+        description="evaluation by a global time cutoff instead of each user's latest "
+        "purchase: the test set is each user's first purchase from this moment on",
     )
     top_n: int = Field(20, ge=1, le=500, description="recommendations per user")
     model: LightFMParams = Field(

@@ -5,7 +5,9 @@ moment a model is judged on leaks into what it learns from.
 Users: category (and every other categorical product feature, e.g. brand) affinity shares,
 the category of their latest purchase (routines: cleanser → toner), spend band, purchase
 frequency, recency, and the typical time between their purchases.
-Products: popularity band, average rating, and age since launch (new launches).
+Products: popularity band, average rating, age since launch (new launches), and the
+repurchase cycle of their category (the median days between a customer's purchases of the
+same product).
 Every feature is a long table (row, feature, weight), the form tasks/features.py stacks.
 """
 
@@ -126,6 +128,22 @@ def product_behaviour(
             sold == 0, "unsold", _bands(ranks, [0.5, 0.8, 0.95], ["low", "mid", "high", "top5%"])
         )
         parts.append(_long(np.arange(len(products)), np.char.add("popularity=", band.astype(str))))
+    category = dataset.models.category_column or next(
+        (c for c, spec in dataset.product_features.items() if isinstance(spec, CategoricalFeature)),
+        None,
+    )
+    repurchases = buys.sort_values(["user_id", "product_id", "occurred_at"], kind="stable")
+    gap = repurchases.groupby(["user_id", "product_id"])["occurred_at"].diff() / DAY
+    if category and gap.notna().any():
+        # the repurchase cycle of the product's category (consumables come back)
+        of_category = repurchases["product_id"].map(products.set_index("product_id")[category])
+        cycle = gap.groupby(of_category).median().dropna()
+        band = _bands(cycle, [30, 60, 90], ["<30d", "30-59d", "60-89d", "90d+"])
+        per_product = products[category].map(band)
+        known = per_product.notna().to_numpy()
+        parts.append(
+            _long(np.flatnonzero(known), ("category_cycle=" + per_product[known]).to_numpy())
+        )
     if "rating" in events and events["rating"].notna().any():
         rated = events[events["rating"].notna()]
         mean = rated.groupby("product_id")["rating"].mean()

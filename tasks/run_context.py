@@ -74,6 +74,7 @@ class Split(BaseModel):
     n_test_users: int
     n_test_repeat: int  # latest transaction re-buys a product bought before: not rankable
     n_validation_users: int = 0
+    rule: str = "latest transaction per user (test), the one before it (validation)"
 
 
 class TrainedModel(BaseModel):

@@ -50,7 +50,7 @@ def metrics_document(
             else None
         ),
         "split": {
-            "rule": "latest transaction per user (test), the one before it (validation)",
+            "rule": split.rule,
             "validation_users": split.n_validation_users,
             "test_users": split.n_test_users,
             "test_repeat_purchases_not_rankable": split.n_test_repeat,

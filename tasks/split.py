@@ -14,6 +14,8 @@ ranked (already-bought products are excluded from every list); it is counted, no
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import pyarrow.parquet as pq
 from prefect import task
@@ -43,24 +45,57 @@ def split_latest_transaction(
     cutoff = events["user_id"].map(test.set_index("user_id")["occurred_at"])
     cutoff = cutoff - pd.Timedelta(hours=gap_hours)
     train = events[cutoff.isna() | (events["occurred_at"] < cutoff)]
+    return train.reset_index(drop=True), flag_repeats(train, test, transaction_types)
 
+
+def split_at_time(
+    events: pd.DataFrame,
+    transaction_types: list[str],
+    cutoff: datetime,
+    gap_hours: float = 0.0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The global-cutoff option: (train = every event before `cutoff` − gap, test = each
+    user's first transaction at or after `cutoff`, with a `repeat` flag)."""
+    at = pd.Timestamp(cutoff)
+    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    train = events[events["occurred_at"] < at - pd.Timedelta(hours=gap_hours)]
+    later = events[(events["occurred_at"] >= at) & events["event_type"].isin(transaction_types)]
+    test = later.sort_values(["user_id", "occurred_at"], kind="stable").drop_duplicates(
+        "user_id", keep="first"
+    )[["user_id", "product_id", "occurred_at"]]
+    return train.reset_index(drop=True), flag_repeats(train, test, transaction_types)
+
+
+def flag_repeats(
+    train: pd.DataFrame, test: pd.DataFrame, transaction_types: list[str]
+) -> pd.DataFrame:
+    """`repeat` = the held-out transaction re-buys a product the user bought in training."""
     earlier_buys = train[train["event_type"].isin(transaction_types)][["user_id", "product_id"]]
     earlier_buys = earlier_buys.drop_duplicates().assign(repeat=True)
     test = test.merge(earlier_buys, on=["user_id", "product_id"], how="left")
     test["repeat"] = test["repeat"].astype("boolean").fillna(False).astype(bool)
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    return test.reset_index(drop=True)
 
 
 @task(name="split-latest-transaction")
 def split_events(
-    snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder, gap_hours: float = 0.0
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    run: RunFolder,
+    gap_hours: float = 0.0,
+    cutoff: datetime | None = None,
 ) -> Split:
-    """Write `split/{train_events,test,tune_train_events,validation}.parquet`."""
+    """Write `split/{train_events,test,tune_train_events,validation}.parquet`. With `cutoff`,
+    the test set is each user's first transaction from then on (a global time split); the
+    validation transaction is still each user's latest one before it."""
     available = pq.read_schema(snapshot.tables["events"]).names
     columns = EVENT_COLUMNS + [c for c in ("unit_price", "rating") if c in available]
     events = pd.read_parquet(snapshot.tables["events"], columns=columns)
     types = dataset.events.transaction_types
-    train, test = split_latest_transaction(events, types, gap_hours)
+    if cutoff is None:
+        train, test = split_latest_transaction(events, types, gap_hours)
+    else:
+        train, test = split_at_time(events, types, cutoff, gap_hours)
     tune_train, validation = split_latest_transaction(train, types, gap_hours)
     paths = {
         name: run.sub("split", f"{name}.parquet")
@@ -77,4 +112,11 @@ def split_events(
         n_test_users=int((~test["repeat"]).sum()),
         n_test_repeat=int(test["repeat"].sum()),
         n_validation_users=int((~validation["repeat"]).sum()),
+        rule=(
+            f"first transaction per user from {cutoff.isoformat()} on (test), the latest "
+            "one before it (validation)"
+            if cutoff
+            else "latest transaction per user (test), the one before it (validation)"
+        )
+        + (f"; training ends {gap_hours:g} h before the held-out one" if gap_hours else ""),
     )

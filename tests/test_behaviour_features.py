@@ -95,3 +95,8 @@ def test_behaviour_features_describe_the_history(tiny_store_db):
     assert popularity["row"].nunique() == len(products)
     assert items["feature"].str.startswith("age=").any()
     assert items["feature"].str.startswith("avg_rating=").any()
+    cycles = items[items["feature"].str.startswith("category_cycle=")]
+    # consumables: every product of a category shares its category's repurchase cycle
+    by_category = cycles.assign(category=products["category"].to_numpy()[cycles["row"]])
+    assert len(cycles) > 0
+    assert by_category.groupby("category")["feature"].nunique().eq(1).all()

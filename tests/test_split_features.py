@@ -86,3 +86,27 @@ def test_bad_dataset_config_names_the_file(tmp_path):
     config.write_text('[user_features]\nbirth_year = { kind = "numeric", bins = 1 }\n')
     with pytest.raises(ValueError, match="dataset.toml"):
         DatasetSpec.from_toml(config)
+
+
+def test_global_time_cutoff_split(tiny_store_db):
+    import sqlite3
+
+    from tasks.split import split_at_time
+
+    with sqlite3.connect(tiny_store_db) as connection:
+        events = pd.read_sql("SELECT * FROM events", connection)
+    events["occurred_at"] = pd.to_datetime(events["occurred_at"], utc=True, format="mixed")
+    cutoff = pd.Timestamp("2026-09-01", tz="UTC")
+    train, test = split_at_time(events, ["purchase"], cutoff.to_pydatetime(), gap_hours=24)
+
+    assert train["occurred_at"].max() < cutoff - pd.Timedelta(hours=24)
+    assert (test["occurred_at"] >= cutoff).all() and test["user_id"].is_unique
+    later = events[(events["occurred_at"] >= cutoff) & (events["event_type"] == "purchase")]
+    assert set(test["user_id"]) == set(later["user_id"])
+    first = later.sort_values("occurred_at").groupby("user_id")["occurred_at"].first()
+    assert (test["occurred_at"].to_numpy() == first.loc[test["user_id"]].to_numpy()).all()
+    purchases = train[train["event_type"] == "purchase"]
+    bought = set(zip(purchases["user_id"], purchases["product_id"], strict=True))
+    pairs = zip(test["user_id"], test["product_id"], strict=True)
+    expected = [pair in bought for pair in pairs]
+    assert test["repeat"].tolist() == expected
