@@ -68,7 +68,7 @@ def user_behaviour(
     latest = buys.sort_values(["row", "occurred_at"], kind="stable").drop_duplicates(
         "row", keep="last"
     )
-    category = dataset.models.category_column or (columns[0] if columns else None)
+    category = dataset.category_column()
     if category:
         last = latest["product_id"].map(catalogue[category]).astype("string")
         ok = last.notna().to_numpy()
@@ -128,10 +128,7 @@ def product_behaviour(
             sold == 0, "unsold", _bands(ranks, [0.5, 0.8, 0.95], ["low", "mid", "high", "top5%"])
         )
         parts.append(_long(np.arange(len(products)), np.char.add("popularity=", band.astype(str))))
-    category = dataset.models.category_column or next(
-        (c for c, spec in dataset.product_features.items() if isinstance(spec, CategoricalFeature)),
-        None,
-    )
+    category = dataset.category_column()
     repurchases = buys.sort_values(["user_id", "product_id", "occurred_at"], kind="stable")
     gap = repurchases.groupby(["user_id", "product_id"])["occurred_at"].diff() / DAY
     if category and gap.notna().any():

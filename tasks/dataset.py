@@ -173,6 +173,13 @@ class DatasetSpec(BaseModel):
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file")
 
+    def category_column(self) -> str | None:
+        """The products' category: `[models] category_column`, else the first categorical
+        product feature, else None."""
+        return self.models.category_column or next(
+            (c for c, spec in self.product_features.items() if spec.kind == "categorical"), None
+        )
+
     def features_of(self, table: str) -> dict[str, FeatureSpec]:
         return {"users": self.user_features, "products": self.product_features}.get(table, {})
 

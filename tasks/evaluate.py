@@ -64,7 +64,8 @@ def ranking_metrics(ranked: np.ndarray, truth: np.ndarray, ks: tuple[int, ...]) 
 def bootstrap_interval(
     values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
 ) -> tuple[float, float]:
-    """95% percentile interval of the mean of `values`, resampling users."""
+    """95% percentile interval of the mean of `values`, resampling users with replacement
+    (in batches of 100 resamples, so memory stays at 100 × users)."""
     if len(values) == 0:
         return 0.0, 0.0
     rng = np.random.default_rng(seed)

@@ -123,9 +123,7 @@ class TrainingData:
 def category_codes(snapshot: Snapshot, dataset: DatasetSpec, n_products: int) -> np.ndarray:
     """Product → code of its category: `[models] category_column` in dataset.toml, else the
     first categorical product feature; all -1 when there is none."""
-    column = dataset.models.category_column or next(
-        (c for c, spec in dataset.product_features.items() if spec.kind == "categorical"), None
-    )
+    column = dataset.category_column()
     if column is None:
         return np.full(n_products, -1, dtype=np.int64)
     values = pd.read_parquet(snapshot.tables["products"], columns=[column])[column]
