@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from tasks.models import FactorModel
-from tasks.scoring import top_n
+from tasks.scoring import select_top, top_n
 
 
 def brute_force(model, rows, n, exclude, allowed):
@@ -51,3 +51,30 @@ def test_ties_go_to_lower_product_index():
     model = FactorModel(np.ones((1, 1), np.float32), np.ones((6, 1), np.float32))
     items, _ = top_n(model, np.array([0]), 3)
     assert items[0].tolist() == [0, 1, 2]
+
+
+def reference_top(scores: np.ndarray, n: int) -> np.ndarray:
+    clean = np.where(np.isfinite(scores), scores, -np.inf)
+    order = np.argsort(-clean, axis=1, kind="stable")[:, :n]
+    order[~np.isfinite(np.take_along_axis(clean, order, axis=1))] = -1
+    return order
+
+
+@pytest.mark.parametrize(("n_items", "n"), [(20_000, 20), (5_003, 7), (2_561, 20), (100, 10)])
+def test_grouped_selection_is_exact_with_ties_nan_and_exclusions(n_items, n):
+    """The group-bound path (large catalogues) equals a stable full sort, row by row."""
+    rng = np.random.default_rng(n_items)
+    scores = rng.normal(size=(64, n_items)).astype(np.float32)
+    scores[1] = np.round(scores[1])  # massive ties
+    scores[2, :] = -np.inf
+    scores[2, [5, n_items - 1]] = 1.0  # only two eligible products, one in the tail
+    scores[3, ::3] = np.nan
+    scores[4] = 0.5  # everything tied: lowest indices win
+    scores[5, n_items - n :] = 100.0  # the best products all sit in the last positions
+    expected = reference_top(scores, n)
+    items, values = select_top(scores.copy(), n)
+    assert np.array_equal(items, expected)
+    finite = items >= 0
+    assert np.array_equal(values[finite], np.take_along_axis(scores, items, 1)[finite])
+    assert np.isneginf(values[~finite]).all()
+    assert items[4].tolist() == list(range(n))
