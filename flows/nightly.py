@@ -51,6 +51,7 @@ class RunSummary(BaseModel):
     gate_reasons: list[str]
     published_version: str | None = None
     published_path: Path | None = None
+    users_per_tier: dict[str, int] = {}
 
     def render(self) -> str:
         lines = [
@@ -86,6 +87,8 @@ class RunSummary(BaseModel):
         lines += [f"  - {reason}" for reason in self.gate_reasons]
         if self.published_path:
             lines.append(f"published: {self.published_path} (version {self.published_version})")
+            tiers = ", ".join(f"{n:,} {tier}" for tier, n in self.users_per_tier.items())
+            lines.append(f"users per tier: {tiers}")
         else:
             lines.append("published: nothing (the previous `latest` stays)")
         return "\n".join(lines)
@@ -214,7 +217,13 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         only_blend=True,
     )
     publication = publish(
-        final[BLEND].vectors, snapshot, dataset, document, params.top_n, params.data_root
+        final[BLEND].vectors,
+        snapshot,
+        dataset,
+        document,
+        params.top_n,
+        params.data_root,
+        params.publishing,
     )
     register_model(
         model_path=final[BLEND].vectors,
@@ -227,6 +236,7 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
     promote_champion(params.data_root, publication.version)
     summary.published_version = publication.version
     summary.published_path = publication.recommendations
+    summary.users_per_tier = publication.users_per_tier
     return summary
 
 

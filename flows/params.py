@@ -13,6 +13,7 @@ from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
 from tasks.models.neighbours import ItemKNNParams
 from tasks.models.transitions import TransitionParams
+from tasks.publish import PublishParams
 from tasks.settings import get_settings
 from tasks.train import DEFAULT_BLEND, ModelConfig
 from tasks.tune import TuningParams
@@ -83,6 +84,10 @@ class NightlyParams(BaseModel):
         "purchase: the test set is each user's first purchase from this moment on",
     )
     top_n: int = Field(20, ge=1, le=500, description="recommendations per user")
+    publishing: PublishParams = Field(
+        default_factory=PublishParams,
+        description="versions kept, scoring partitions, local or Dask task runner",
+    )
     model: LightFMParams = Field(
         default_factory=LightFMParams,
         description="LightFM's starting point; tuning tries others and keeps the best",

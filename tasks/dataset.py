@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from tasks.rules import PublishingSpec
+
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "users": ("user_id",),
     "products": ("product_id",),
@@ -171,6 +173,7 @@ class DatasetSpec(BaseModel):
     products: ProductsSpec = Field(default_factory=ProductsSpec)
     sources: dict[Literal["users", "products", "events"], SourceSpec] = Field(default_factory=dict)
     models: ModelsSpec = Field(default_factory=ModelsSpec)
+    publishing: PublishingSpec = Field(default_factory=PublishingSpec)
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file")
 
     def category_column(self) -> str | None:

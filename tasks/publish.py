@@ -1,7 +1,8 @@
 """Publish: score every user, write the version folder completely, then switch `latest`.
 
     data/published/<version>/recommendations.parquet   user_id, rank, product_id, score,
-                                                        model_version, generated_at
+                                                        model_version, generated_at, tier,
+                                                        reason (zstd, sorted by user_id)
     data/published/<version>/metrics.json              candidates' metrics and the gate
     data/published/<version>/manifest.json             counts, version, data fingerprint
     data/published/latest -> <version>                 switched only after a complete write
@@ -19,31 +20,18 @@ import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
-from prefect import task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
 
 from tasks.dataset import DatasetSpec
-from tasks.interactions import bought_matrix
-from tasks.models import Scorer, load_scorer
+from tasks.recommend import RECOMMENDATIONS_SCHEMA, data_time, load_audience, write_partition
 from tasks.run_context import Snapshot
-from tasks.scoring import top_n
-
-RECOMMENDATIONS_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("rank", pa.int16()),
-        ("product_id", pa.string()),
-        ("score", pa.float32()),
-        ("model_version", pa.string()),
-        ("generated_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+from tasks.tiers import TIERS
 
 
 class Publication(BaseModel):
@@ -53,6 +41,7 @@ class Publication(BaseModel):
     recommendations: Path
     rows: int
     users: int
+    users_per_tier: dict[str, int] = {}
 
 
 def _sha256(path: Path) -> str:
@@ -90,38 +79,6 @@ def model_version(model_path: Path, data_fingerprint: str, created_at: datetime)
     return f"{created_at:%Y%m%dT%H%M%SZ}-{digest.hexdigest()[:10]}"
 
 
-def recommendations_table(
-    model: Scorer,
-    user_ids: pd.Series,
-    product_ids: pd.Series,
-    exclude,
-    in_stock: np.ndarray,
-    n: int,
-    version: str,
-    generated_at: datetime,
-) -> pa.Table:
-    """Top-n rows for every user, sorted by user_id then rank."""
-    items, scores = top_n(
-        model, np.arange(len(user_ids)), n, exclude=exclude, allowed_items=in_stock
-    )
-    width = items.shape[1]
-    valid = items >= 0
-    user_col = np.repeat(user_ids.to_numpy(dtype=object), width)[valid.ravel()]
-    rank = np.tile(np.arange(1, width + 1, dtype=np.int16), len(user_ids))[valid.ravel()]
-    product_col = product_ids.to_numpy(dtype=object)[items[valid]]
-    frame = pd.DataFrame(
-        {
-            "user_id": user_col,
-            "rank": rank,
-            "product_id": product_col,
-            "score": scores[valid].astype(np.float32),
-        }
-    ).sort_values(["user_id", "rank"], kind="stable")
-    frame["model_version"] = version
-    frame["generated_at"] = pd.Timestamp(generated_at)
-    return pa.Table.from_pandas(frame, schema=RECOMMENDATIONS_SCHEMA, preserve_index=False)
-
-
 def switch_latest(published_root: Path, version: str) -> None:
     """Point `latest` at `version` atomically (new symlink renamed over the old one)."""
     latest = published_root / "latest"
@@ -148,79 +105,207 @@ def current_latest(published_root: Path) -> str | None:
     return os.readlink(latest) if latest.is_symlink() else None
 
 
-@task(name="publish")
-def publish(
+class PublishParams(BaseModel):
+    """How publishing runs: versions kept, partitions, and where partitions are scored."""
+
+    keep_versions: int = Field(5, ge=1, le=1000, description="published versions kept on disk")
+    partition_users: int = Field(
+        250_000, ge=100, description="users per scoring partition (one task each)"
+    )
+    chunk_size: int = Field(256, ge=16, le=4095, description="users scored per matrix block")
+    runner: Literal["local", "dask"] = Field(
+        "local", description="local: partitions in this process; dask: on a Dask cluster"
+    )
+    dask_workers: int = Field(2, ge=1, le=256, description="workers of a local Dask cluster")
+    dask_address: str | None = Field(
+        None, description="scheduler address of an existing Dask cluster (shared storage)"
+    )
+
+
+def partitions(n_users: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + size, n_users)) for start in range(0, max(n_users, 1), size)]
+
+
+@task(name="score-partition", retries=1)
+def score_partition(
+    model_path: Path,
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    bounds: tuple[int, int],
+    top_n_size: int,
+    version: str,
+    generated_at: datetime,
+    part: Path,
+    chunk_size: int,
+) -> dict[str, int]:
+    """Score users [start, stop) of the user_id order and write them to `part`."""
+    audience = load_audience(snapshot, dataset, data_time(snapshot))
+    return write_partition(
+        Path(model_path), audience, *bounds, top_n_size, version, generated_at, part, chunk_size
+    )
+
+
+def _combine(parts: list[Path], target: Path) -> None:
+    """Parts (each sorted, in user_id order) → one file, row group by row group."""
+    if len(parts) == 1:
+        os.replace(parts[0], target)
+        return
+    with pq.ParquetWriter(target, RECOMMENDATIONS_SCHEMA, compression="zstd") as writer:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                writer.write_table(source.read_row_group(group))
+            part.unlink()
+
+
+def prune_versions(published_root: Path, keep: int) -> list[str]:
+    """Delete all but the newest `keep` versions; never the one `latest` points at."""
+    current = current_latest(published_root)
+    versions = sorted(
+        p.name for p in published_root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+    doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
+    for version in doomed:
+        shutil.rmtree(published_root / version)
+    for stale in published_root.glob(".staging-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    return doomed
+
+
+def verify_version(folder: Path) -> dict:
+    """The version's manifest, after checking every file's sha256 against it."""
+    manifest_path = Path(folder) / "manifest.json"
+    if not manifest_path.exists():
+        raise ValueError(f"{folder}: no manifest.json, not a complete published version")
+    manifest = json.loads(manifest_path.read_text())
+    for name, entry in manifest["files"].items():
+        path = Path(folder) / name
+        if not path.exists() or _sha256(path) != entry["sha256"]:
+            raise ValueError(f"{path}: checksum does not match manifest.json")
+    return manifest
+
+
+def _runner(params: PublishParams):
+    if params.runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if params.dask_address:
+            return DaskTaskRunner(address=params.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1}
+        )
+    return ThreadPoolTaskRunner(max_workers=1)
+
+
+def open_staging(published_root: Path, version: str) -> Path:
+    """A fresh hidden folder for the version being written."""
+    published_root.mkdir(parents=True, exist_ok=True)
+    staging = published_root / f".staging-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def complete_version(
+    staging: Path, parts: list[Path], metrics: dict, manifest: dict, keep_versions: int
+) -> dict:
+    """Combine the parts, write metrics and the manifest (row counts, sha256 of every
+    file), fsync, rename the folder into place, switch `latest`, prune old versions.
+
+    A crash anywhere before the switch leaves `latest` on the previous complete version;
+    the half-written staging folder is removed by the next publication."""
+    published_root = staging.parent
+    version = manifest["model_version"]
+    recommendations = staging / "recommendations.parquet"
+    _combine(parts, recommendations)
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    manifest = manifest | {
+        "columns": RECOMMENDATIONS_SCHEMA.names,
+        "sorted_by": ["user_id", "rank"],
+        "row_count": pq.ParquetFile(recommendations).metadata.num_rows,
+        "files": {
+            name: {"sha256": _sha256(staging / name)}
+            for name in ("recommendations.parquet", "metrics.json")
+        },
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    for path in staging.iterdir():
+        _fsync(path)
+    _fsync(staging)
+    os.rename(staging, published_root / version)
+    _fsync(published_root)
+    switch_latest(published_root, version)
+    manifest["pruned"] = prune_versions(published_root, keep_versions)
+    return manifest
+
+
+@flow(name="publish-recommendations")
+def publish_recommendations(
     model_path: Path,
     snapshot: Snapshot,
     dataset: DatasetSpec,
     metrics: dict,
     top_n_size: int,
     data_root: Path,
+    params: PublishParams,
 ) -> Publication:
-    """Write the version folder and switch `latest` to it."""
+    """Score every user (partitions, possibly on Dask), write the version folder, switch
+    `latest`, prune old versions."""
     created_at = datetime.now(UTC)
     version = model_version(model_path, snapshot.fingerprint, created_at)
-    users = pd.read_parquet(snapshot.tables["users"], columns=["user_id"])["user_id"]
-    products = pd.read_parquet(snapshot.tables["products"])
-    events = pd.read_parquet(
-        snapshot.tables["events"], columns=["user_id", "product_id", "event_type"]
-    )
-    exclude = bought_matrix(events, users, products["product_id"], dataset.events.transaction_types)
-    stock_column = dataset.products.in_stock_column
-    in_stock = (
-        products[stock_column].fillna(False).to_numpy(dtype=bool)
-        if stock_column and stock_column in products
-        else np.ones(len(products), dtype=bool)
-    )
-    table = recommendations_table(
-        load_scorer(model_path),
-        users,
-        products["product_id"],
-        exclude,
-        in_stock,
-        top_n_size,
-        version,
-        created_at,
-    )
-
-    published_root = Path(data_root) / "published"
-    published_root.mkdir(parents=True, exist_ok=True)
-    staging = published_root / f".staging-{version}"
-    final = published_root / version
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = open_staging(Path(data_root) / "published", version)
     try:
-        recommendations = staging / "recommendations.parquet"
-        pq.write_table(table, recommendations, compression="zstd", row_group_size=64_000)
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        manifest = {
-            "model_version": version,
-            "row_count": table.num_rows,
-            "user_count": int(pd.Series(table.column("user_id").to_numpy()).nunique()),
-            "top_n": top_n_size,
-            "data_fingerprint": snapshot.fingerprint,
-            "data_counts": snapshot.counts,
-            "sources": snapshot.sources,
-            "created_at": created_at.isoformat(),
-            "files": {"recommendations.parquet": {"sha256": _sha256(recommendations)}},
-        }
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for path in staging.iterdir():
-            _fsync(path)
-        _fsync(staging)
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    switch_latest(published_root, version)
+        bounds = partitions(snapshot.counts["users"], params.partition_users)
+        parts = [staging / f"part-{i:05d}.parquet" for i in range(len(bounds))]
+        futures = [
+            score_partition.submit(
+                model_path,
+                snapshot,
+                dataset,
+                b,
+                top_n_size,
+                version,
+                created_at,
+                part,
+                params.chunk_size,
+            )
+            for b, part in zip(bounds, parts, strict=True)
+        ]
+        counts = [future.result() for future in futures]
+        tier_users = {t: sum(c[f"users_{t}"] for c in counts) for t in TIERS}
+        manifest = complete_version(
+            staging,
+            parts,
+            metrics,
+            {
+                "model_version": version,
+                "user_count": sum(c["users"] for c in counts),
+                "users_per_tier": tier_users,
+                "top_n": top_n_size,
+                "rules": dataset.publishing.model_dump(mode="json"),
+                "data_fingerprint": snapshot.fingerprint,
+                "data_counts": snapshot.counts,
+                "sources": snapshot.sources,
+                "created_at": created_at.isoformat(),
+            },
+            params.keep_versions,
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when complete
 
+    final = Path(data_root) / "published" / version
+    coverage = "\n".join(
+        f"| {tier} | {users:,} | {users / max(manifest['user_count'], 1):.1%} |"
+        for tier, users in tier_users.items()
+    )
     create_markdown_artifact(
         key="published-recommendations",
         markdown=(
             f"## Published {version}\n\n- {manifest['row_count']:,} rows for "
             f"{manifest['user_count']:,} users, top {top_n_size}\n"
-            f"- `{final / 'recommendations.parquet'}`\n"
-            f"- `latest` → `{version}`"
+            f"- `{final / 'recommendations.parquet'}`\n- `latest` → `{version}`\n"
+            f"- versions pruned: {len(manifest['pruned'])} (keeping {params.keep_versions})\n\n"
+            f"| tier | users | share |\n|---|---:|---:|\n{coverage}\n"
         ),
     )
     return Publication(
@@ -230,4 +315,20 @@ def publish(
         recommendations=final / "recommendations.parquet",
         rows=manifest["row_count"],
         users=manifest["user_count"],
+        users_per_tier=tier_users,
     )
+
+
+def publish(
+    model_path: Path,
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    metrics: dict,
+    top_n_size: int,
+    data_root: Path,
+    params: PublishParams | None = None,
+) -> Publication:
+    """Publish with the task runner `params.runner` asks for."""
+    params = params or PublishParams()
+    runner = publish_recommendations.with_options(task_runner=_runner(params))
+    return runner(model_path, snapshot, dataset, metrics, top_n_size, data_root, params)

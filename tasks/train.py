@@ -60,6 +60,7 @@ COMPONENTS: tuple[str, ...] = (
     TRANSITIONS,
     CATEGORY_TRANSITIONS,
 )
+TIER_FALLBACKS: tuple[str, ...] = (HYBRID, POPULARITY)
 DEFAULT_BLEND: dict[str, float] = {HYBRID: 1.0, TRANSITIONS: 1.0, ITEM_KNN: 0.5, POPULARITY: 0.1}
 
 
@@ -263,7 +264,9 @@ def train_candidates(
     events = pd.read_parquet(events_path)
     data = training_data(events, snapshot, features, dataset, config)
     weighted = {name: w for name, w in config.blend.items() if w > 0}
-    names = list(weighted) if only_blend else list(COMPONENTS)
+    # the tiers serve cold users from the hybrid and the best sellers: always kept
+    fallbacks = {name: 0.0 for name in TIER_FALLBACKS if name not in weighted}
+    names = list(weighted | fallbacks) if only_blend else list(COMPONENTS)
     folder = run.sub("models", stage, "x").parent
 
     fitted: dict[str, FactorModel] = {}
@@ -284,7 +287,7 @@ def train_candidates(
             vectors=fitted[name].save(folder / f"{name}.npz"),
             params=params | {"seed": seed},
         )
-    blend = Blend({name: fitted[name] for name in weighted}, weighted)
+    blend = Blend({name: fitted[name] for name in weighted | fallbacks}, weighted | fallbacks)
     trained[BLEND] = TrainedModel(
         name=BLEND, vectors=blend.save(folder / BLEND), params=config.model_dump() | {"seed": seed}
     )

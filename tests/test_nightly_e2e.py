@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -38,6 +39,43 @@ def run_nightly(data_root, **overrides):
     return nightly(params.model_copy(update=overrides))
 
 
+def assert_reasons_are_true(recs: pd.DataFrame, store: dict[str, pd.DataFrame]) -> None:
+    """Every reason cites only what the user and the product really have."""
+    users = store["users"].set_index("user_id")
+    products = store["products"].set_index("product_id")
+    events = store["events"].join(products[["name", "category"]], on="product_id")
+    bought = events[events["event_type"] == "purchase"]
+    names_bought = bought.groupby("user_id")["name"].agg(set)
+    names_seen = events.groupby("user_id")["name"].agg(set)
+    categories_bought = bought.groupby("user_id")["category"].agg(lambda c: set(c.str.lower()))
+    skin = users["skin_type"].str.strip().str.lower()
+    kinds = {}
+    for user, product, reason in recs[["user_id", "product_id", "reason"]].itertuples(index=False):
+        ingredients = set(str(products.at[product, "ingredients"]).split("|"))
+        if match := re.fullmatch(r"matches your (.+) skin: contains (.+)", reason):
+            assert skin[user] == match[1], (user, reason)
+            assert set(match[2].split(", ")) <= ingredients, (product, reason)
+        elif match := re.fullmatch(r"chosen for (.+) skin", reason):
+            assert skin[user] == match[1], (user, reason)
+        elif match := re.fullmatch(
+            r"(?:often bought after|similar to) the (.+) you bought", reason
+        ):
+            assert match[1] in names_bought.get(user, set()), (user, reason)
+        elif match := re.fullmatch(r"similar to the (.+) you showed interest in", reason):
+            assert match[1] in names_seen.get(user, set()), (user, reason)
+        elif match := re.fullmatch(r"the usual next step after the (.+) you bought", reason):
+            assert match[1] in categories_bought.get(user, set()), (user, reason)
+            assert products.at[product, "category"].lower() != match[1], (product, reason)
+        elif match := re.fullmatch(r"popular with (.+) skin in the (.+) region", reason):
+            assert (skin[user], users.at[user, "region"]) == (match[1], match[2]), reason
+        elif reason == "in line with what you bought and viewed":
+            assert user in names_seen, (user, reason)
+        else:
+            assert reason == "a best seller right now", reason
+        kinds[reason.split(" ")[0]] = kinds.get(reason.split(" ")[0], 0) + 1
+    assert len(kinds) >= 3, kinds  # the reasons come from several sources
+
+
 def store_tables(db_path) -> dict[str, pd.DataFrame]:
     with sqlite3.connect(db_path) as connection:
         return {
@@ -67,31 +105,53 @@ def test_nightly_publishes_valid_top_n_for_every_user(data_root, monkeypatch):
         "score",
         "model_version",
         "generated_at",
+        "tier",
+        "reason",
     ]
     assert str(recs["score"].dtype) == "float32"
     assert str(recs["generated_at"].dtype) == "datetime64[us, UTC]"
     assert (recs["model_version"] == summary.published_version).all()
+    assert recs["user_id"].is_monotonic_increasing  # sorted for point lookups
+    assert set(recs["tier"]) <= {"history", "profile", "popular"}
+    assert recs["reason"].str.len().min() > 5
 
-    # Every user of the store gets a list (users without history are served from features).
+    # Every user of the store gets a full list (users without history from features).
     assert set(recs["user_id"]) == set(store["users"]["user_id"])
+    assert (recs.groupby("user_id").size() == TOP_N).all()
 
-    purchases = store["events"][store["events"]["event_type"] == "purchase"]
-    bought = set(zip(purchases["user_id"], purchases["product_id"], strict=True))
-    out_of_stock = set(store["products"].loc[store["products"]["in_stock"] == 0, "product_id"])
+    # The demo's dataset.toml rules hold on every list (tests/test_publishing.py tests
+    # each rule alone).
+    products = store["products"].set_index("product_id")
+    events = store["events"]
+    purchases = events[events["event_type"] == "purchase"]
+    now = pd.to_datetime(events["occurred_at"], utc=True, format="ISO8601").max()
+    last = purchases.assign(at=pd.to_datetime(purchases["occurred_at"], utc=True, format="ISO8601"))
+    last = last.groupby(["user_id", "product_id"])["at"].max().reset_index()
+    cycle = (
+        products["category"]
+        .str.lower()
+        .map({"cleanser": 56, "toner": 70, "sunscreen": 60, "lip balm": 45})
+    )
+    age = (now - last["at"]).dt.total_seconds() / 86400
+    still_excluded = age < cycle.reindex(last["product_id"]).fillna(float("inf")).to_numpy()
+    excluded = set(
+        zip(last["user_id"][still_excluded], last["product_id"][still_excluded], strict=True)
+    )
+    assert not set(zip(recs["user_id"], recs["product_id"], strict=True)) & excluded
+    out_of_stock = set(products.index[products["in_stock"] == 0])
     assert out_of_stock, "the tiny store should have out-of-stock products to exclude"
-    known_products = set(store["products"]["product_id"])
-    eligible = len(known_products) - len(out_of_stock)
-
-    for user_id, rows in recs.groupby("user_id"):
-        n_bought_in_stock = len({p for (u, p) in bought if u == user_id} - out_of_stock)
-        expected = min(TOP_N, eligible - n_bought_in_stock)
-        assert len(rows) == expected, user_id
-        assert list(rows["rank"]) == list(range(1, expected + 1)), user_id
-        assert rows["product_id"].is_unique, user_id
-        assert rows["score"].is_monotonic_decreasing, user_id
-        assert set(rows["product_id"]) <= known_products
-        assert not set(rows["product_id"]) & out_of_stock, user_id
-        assert not {(user_id, p) for p in rows["product_id"]} & bought, user_id
+    assert not set(recs["product_id"]) & out_of_stock
+    with_product = recs.join(products[["brand", "category", "ingredients"]], on="product_id")
+    assert with_product.groupby(["user_id", "brand"]).size().max() <= 3
+    assert with_product.groupby("user_id")["category"].nunique().min() >= 3
+    sensitive = set(store["users"].loc[store["users"]["skin_type"] == "sensitive", "user_id"])
+    strong = with_product["ingredients"].str.contains("retinol|glycolic acid|benzoyl peroxide")
+    assert sensitive and not (with_product["user_id"].isin(sensitive) & strong).any()
+    assert_reasons_are_true(recs, store)
+    for _, rows in recs.groupby("user_id"):
+        assert list(rows["rank"]) == list(range(1, len(rows) + 1))
+        assert rows["product_id"].is_unique
+        assert rows["score"].is_monotonic_decreasing
 
     metrics = json.loads((latest / "metrics.json").read_text())
     assert set(metrics["candidates"]) == set(COMPONENTS) | {"blend"}
@@ -118,6 +178,12 @@ def test_nightly_publishes_valid_top_n_for_every_user(data_root, monkeypatch):
     manifest = json.loads((latest / "manifest.json").read_text())
     assert manifest["row_count"] == len(recs)
     assert manifest["user_count"] == recs["user_id"].nunique()
+    assert sum(manifest["users_per_tier"].values()) == manifest["user_count"]
+    served = {tier: n for tier, n in manifest["users_per_tier"].items() if n}
+    assert served == recs.groupby("tier")["user_id"].nunique().to_dict()
+    assert manifest["files"]["recommendations.parquet"]["sha256"] == artifact_sha256(
+        latest / "recommendations.parquet"
+    )
     assert manifest["model_version"] == summary.published_version
     assert len(manifest["data_fingerprint"]) == 64
     assert pd.Timestamp(manifest["created_at"]).tzinfo is not None

@@ -99,7 +99,8 @@ def minmax_rows(scores: np.ndarray) -> np.ndarray:
 @dataclass
 class Blend:
     """score(u) = Σ weight_c · minmax(score_c(u)): every component on the same 0..1 scale
-    per user, so a weight says how much that component's opinion counts."""
+    per user, so a weight says how much that component's opinion counts. Components with
+    weight 0 are kept for the cold-start tiers (hybrid, popularity) but do not score."""
 
     components: dict[str, FactorModel]
     weights: dict[str, float]
@@ -118,6 +119,12 @@ class Blend:
             if weight:
                 total += np.float32(weight) * minmax_rows(self.components[name].scores(user_rows))
         return total
+
+    def component_share(self, name: str, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The component's per-user min-max score (its 0..1 opinion) for (user, item) pairs."""
+        unique, where = np.unique(users, return_inverse=True)
+        normalised = minmax_rows(self.components[name].scores(unique))
+        return normalised[where, items]
 
     def save(self, folder: Path) -> Path:
         folder = Path(folder)

@@ -1,0 +1,223 @@
+"""Score a partition of users into recommendation rows: tiers, rules, reasons, Parquet.
+
+Users are taken in user_id order (the published file is sorted by user_id), a partition
+at a time; within it, chunks of users are scored by the exact top-N selector, each tier
+with its own model, and written as Parquet row groups as they come (memory stays bounded
+by the chunk, whatever the number of users).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from tasks.dataset import DatasetSpec
+from tasks.models import Blend, Scorer, load_scorer
+from tasks.reasons import FROM_HISTORY, ReasonContext, explain
+from tasks.rules import ListRules, blocked_products, exclusion_matrix
+from tasks.run_context import Snapshot
+from tasks.scoring import DEFAULT_CHUNK, iter_top_n
+from tasks.tiers import TIERS, assign_tiers
+
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("rank", pa.int16()),
+        ("product_id", pa.string()),
+        ("score", pa.float32()),
+        ("model_version", pa.string()),
+        ("generated_at", pa.timestamp("us", tz="UTC")),
+        ("tier", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+ROW_GROUP_USERS = 2048  # a point lookup reads one row group of ~2k users' lists
+
+
+@dataclass
+class Audience:
+    """Everything scoring needs besides the model, in users/products table order."""
+
+    user_ids: pa.Array
+    product_ids: pa.Array
+    order: np.ndarray  # user rows sorted by user_id
+    tiers: np.ndarray  # user → tier code
+    exclude: sp.csr_matrix | None
+    allowed: np.ndarray | None
+    rules: ListRules | None = None
+    reasons: ReasonContext | None = None
+
+
+def tier_models(model: Scorer) -> dict[int, Scorer]:
+    """Tier code → the model that serves it: the blend; its hybrid; its best sellers."""
+    from tasks.train import HYBRID, POPULARITY
+
+    if not isinstance(model, Blend):
+        return {0: model, 1: model, 2: model}
+    return {
+        0: model,
+        1: model.components.get(HYBRID, model),
+        2: model.components.get(POPULARITY, model),
+    }
+
+
+def data_time(snapshot: Snapshot) -> datetime:
+    """ "Now" for windows and launches: the newest event (a rerun on old data agrees)."""
+    times = pd.read_parquet(snapshot.tables["events"], columns=["occurred_at"])["occurred_at"]
+    return pd.Timestamp(times.max()).to_pydatetime()
+
+
+def load_audience(snapshot: Snapshot, dataset: DatasetSpec, now: datetime) -> Audience:
+    """Read the snapshot once: tiers, exclusions, allowed products, rules and reasons."""
+    users = pd.read_parquet(snapshot.tables["users"])
+    products = pd.read_parquet(snapshot.tables["products"])
+    events = pd.read_parquet(
+        snapshot.tables["events"], columns=["user_id", "product_id", "event_type", "occurred_at"]
+    )
+    spec = dataset.publishing
+    purchases = events[events["event_type"].isin(dataset.events.transaction_types)]
+    category_column = dataset.category_column()
+    categories = products.get(category_column) if category_column else None
+    weighted = [t for t, w in dataset.events.weights.items() if w > 0]
+    phrased = [c for c in spec.phrases if c in dataset.user_features]
+    categorical = [c for c, f in dataset.user_features.items() if f.kind == "categorical"]
+    return Audience(
+        user_ids=pa.array(users["user_id"].astype(str), pa.string()),
+        product_ids=pa.array(products["product_id"].astype(str), pa.string()),
+        order=np.argsort(users["user_id"].astype(str).to_numpy(), kind="stable"),
+        tiers=assign_tiers(users, events, list(dataset.user_features), weighted),
+        exclude=exclusion_matrix(
+            purchases, users["user_id"], products["product_id"], categories, spec, now
+        ),
+        allowed=blocked_products(products, dataset.products.in_stock_column, spec),
+        rules=ListRules.compile(spec, users, products, category_column, now),
+        reasons=ReasonContext.build(
+            users,
+            products,
+            purchases,
+            spec.name_column,
+            category_column,
+            (phrased + categorical + [None])[0],
+            dataset.models.segment_columns,
+            [c for c, f in dataset.product_features.items() if f.kind == "multi"],
+            spec.phrases,
+        ),
+    )
+
+
+def recommend_rows(
+    models: dict[int, Scorer],
+    rows: np.ndarray,
+    tiers: np.ndarray,
+    n: int,
+    audience: Audience,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(items, scores) of shape (len(rows), n) for user rows, each tier by its model."""
+    rules = audience.rules
+    n = min(n, next(iter(models.values())).n_items)
+    items = np.full((len(rows), n), -1, dtype=np.int64)
+    scores = np.full((len(rows), n), -np.inf, dtype=np.float32)
+    for code, model in models.items():
+        where = np.flatnonzero(tiers == code)
+        if not where.size:
+            continue
+        pool = rules.pool_size(n, model.n_items) if rules else n
+        adjust = rules.adjust if rules else None
+        for begin, _, chunk_items, chunk_scores in iter_top_n(
+            model, rows[where], pool, audience.exclude, audience.allowed, chunk_size, adjust
+        ):
+            if rules:
+                chunk_items, chunk_scores = rules.reshape(chunk_items, chunk_scores, n)
+            target = where[begin : begin + len(chunk_items)]
+            items[target] = chunk_items
+            scores[target] = chunk_scores
+    return items, scores
+
+
+def partition_table(
+    audience: Audience,
+    model: Scorer,
+    rows: np.ndarray,
+    items: np.ndarray,
+    scores: np.ndarray,
+    version: str,
+    generated_at: datetime,
+) -> pa.Table:
+    """Rows of users `rows` (already in user_id order), best first, with tier and reason."""
+    n_users, width = items.shape
+    valid = (items >= 0).ravel()
+    pair_user = np.repeat(rows, width)[valid]
+    pair_item = items.ravel()[valid]
+    tier_codes = np.repeat(audience.tiers[rows], width)[valid]
+    if audience.reasons is not None:
+        reason = explain(audience.reasons, model, pair_user, pair_item, tier_codes)
+        reason = pa.array(np.where(pd.isna(reason), FROM_HISTORY, reason), pa.string())
+    else:
+        reason = pc.cast(
+            pa.DictionaryArray.from_arrays(pa.array(tier_codes.astype(np.int32)), TIER_REASONS),
+            pa.string(),
+        )
+    count = int(valid.sum())
+    return pa.Table.from_arrays(
+        [
+            audience.user_ids.take(pa.array(pair_user)),
+            pa.array(np.tile(np.arange(1, width + 1, dtype=np.int16), n_users)[valid]),
+            audience.product_ids.take(pa.array(pair_item)),
+            pa.array(scores.ravel()[valid].astype(np.float32)),
+            pc.cast(
+                pa.DictionaryArray.from_arrays(pa.array(np.zeros(count, np.int32)), [version]),
+                pa.string(),
+            ),
+            pa.array(np.full(count, np.datetime64(generated_at.replace(tzinfo=None), "us"))).cast(
+                pa.timestamp("us", tz="UTC")
+            ),
+            pc.cast(
+                pa.DictionaryArray.from_arrays(pa.array(tier_codes.astype(np.int32)), list(TIERS)),
+                pa.string(),
+            ),
+            reason,
+        ],
+        schema=RECOMMENDATIONS_SCHEMA,
+    )
+
+
+TIER_REASONS = pa.array([FROM_HISTORY, "chosen from your profile", "a best seller right now"])
+
+
+def write_partition(
+    model_path: Path | Scorer,
+    audience: Audience,
+    start: int,
+    stop: int,
+    n: int,
+    version: str,
+    generated_at: datetime,
+    path: Path,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> dict[str, int]:
+    """Score users order[start:stop] and write them to `path` (zstd Parquet, row groups of
+    ROW_GROUP_USERS users). Returns row and user counts per tier."""
+    model = load_scorer(model_path) if isinstance(model_path, Path | str) else model_path
+    models = tier_models(model)
+    counts = {"rows": 0, "users": 0} | {f"users_{t}": 0 for t in TIERS}
+    with pq.ParquetWriter(path, RECOMMENDATIONS_SCHEMA, compression="zstd") as writer:
+        for begin in range(start, stop, ROW_GROUP_USERS):
+            rows = audience.order[begin : min(begin + ROW_GROUP_USERS, stop)]
+            tiers = audience.tiers[rows]
+            items, scores = recommend_rows(models, rows, tiers, n, audience, chunk_size)
+            table = partition_table(audience, model, rows, items, scores, version, generated_at)
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            counts["rows"] += table.num_rows
+            counts["users"] += len(rows)
+            for code, name in enumerate(TIERS):
+                counts[f"users_{name}"] += int((tiers == code).sum())
+    return counts
