@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := False
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: run test lint format demo-store clean-data venv
+.PHONY: run test lint format demo-store clean-data venv bench-deps
 
 venv: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 
 demo-store: $(STAMP)
 	$(BIN)/python -m tasks.demo_store --preset $(PRESET) --db $(DATA_ROOT)/demo/store.db --if-absent

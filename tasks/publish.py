@@ -162,7 +162,9 @@ def prune_versions(published_root: Path, keep: int) -> list[str]:
     """Delete all but the newest `keep` versions; never the one `latest` points at."""
     current = current_latest(published_root)
     versions = sorted(
-        p.name for p in published_root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        p.name
+        for p in published_root.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
     )
     doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
     for version in doomed:

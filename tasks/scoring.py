@@ -75,8 +75,8 @@ def select_top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     scores = np.ascontiguousarray(scores, dtype=np.float32)
     n_rows, n_items = scores.shape
     n = min(n, n_items)
-    groups = n * GROUPS_PER_SLOT
-    if n_items < 4 * groups:  # small catalogue: rank every product
+    groups = min(n * GROUPS_PER_SLOT, n_items // 4)
+    if groups < n:  # a handful of products: rank every one
         scores[np.isnan(scores)] = -np.inf
         rows, items = np.indices(scores.shape).reshape(2, -1)
         best_items, best_values = _rank_candidates(rows, items, scores.ravel(), n_rows, n)

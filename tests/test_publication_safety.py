@@ -1,0 +1,155 @@
+"""Publication under stress: SIGKILL at random moments, retention, rollback, Dask, lookups."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from flows.rollback import RollbackParams, rollback
+from tasks.dataset import DatasetSpec
+from tasks.publish import PublishParams, current_latest, publish, verify_version
+from tasks.run_context import Snapshot
+from tasks.settings import get_settings
+from tests.publish_forever import publish_once
+from tests.test_nightly_e2e import run_nightly
+
+KEEP = 3
+
+
+def published_versions(root: Path) -> list[str]:
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    )
+
+
+def test_sigkill_during_publication_never_breaks_latest(tmp_path):
+    """20 kills at random points of a publishing loop: `latest` always names a complete
+    version whose files match its manifest; half-written versions never count."""
+    root = tmp_path / "published"
+    publish_once(root, 0, KEEP)  # a first complete version
+    command = [sys.executable, "-m", "tests.publish_forever", str(root), str(KEEP)]
+    rng = random.Random(7)
+    interrupted_writes = 0
+    for kill in range(20):
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent, text=True
+        )
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 2.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        interrupted_writes += any(root.glob(".staging-*"))
+
+        latest = current_latest(root)
+        assert latest is not None, kill
+        manifest = verify_version(root / latest)  # raises on any checksum mismatch
+        table = pq.read_table(root / "latest" / "recommendations.parquet")
+        assert table.num_rows == manifest["row_count"] > 0
+        assert len(published_versions(root)) <= KEEP + 1  # a kill may land before pruning
+    assert interrupted_writes >= 3, "the kills should land in the middle of writes"
+    publish_once(root, 999, KEEP)  # the next publication clears what the kills left
+    assert not any(root.glob(".staging-*"))
+    assert len(published_versions(root)) == KEEP
+
+
+def test_rollback_switches_latest_after_checking_the_checksums(tmp_path):
+    root = tmp_path / "published"
+    first = publish_once(root, 1, KEEP)
+    second = publish_once(root, 2, KEEP)
+    assert current_latest(root) == second
+
+    result = rollback(RollbackParams(version=first, data_root=tmp_path))
+    assert (result.previous, result.current) == (second, first)
+    assert current_latest(root) == first
+
+    with (root / second / "recommendations.parquet").open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"tampered")
+    with pytest.raises(ValueError, match="checksum does not match"):
+        rollback(RollbackParams(version=second, data_root=tmp_path))
+    assert current_latest(root) == first
+    with pytest.raises(ValueError, match="no published version"):
+        rollback(RollbackParams(version="20200101T000000Z-0123456789", data_root=tmp_path))
+    with pytest.raises(ValueError):
+        RollbackParams(version="../../etc", data_root=tmp_path)
+
+
+def test_old_versions_are_pruned_but_never_the_one_latest_serves(tmp_path):
+    root = tmp_path / "published"
+    versions = [publish_once(root, i, KEEP) for i in range(5)]
+    assert published_versions(root) == versions[-KEEP:]
+    rollback(RollbackParams(version=versions[-KEEP], data_root=tmp_path))
+    publish_once(root, 5, 1)  # keep 1: the new one, and `latest` is switched to it
+    assert published_versions(root) == [current_latest(root)]
+
+
+def snapshot_of(data_root: Path, summary) -> Snapshot:
+    metrics = json.loads((summary.run_folder / "metrics.json").read_text())
+    return Snapshot(
+        tables={
+            t: summary.run_folder / "snapshot" / f"{t}.parquet" for t in metrics["data"]["counts"]
+        },
+        counts=metrics["data"]["counts"],
+        fingerprint=metrics["data"]["fingerprint"],
+        sources={},
+    )
+
+
+def lists_of(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path).drop(columns=["model_version", "generated_at"])
+
+
+def test_dask_runner_publishes_the_same_recommendations(data_root):
+    summary = run_nightly(data_root)
+    snapshot = snapshot_of(data_root, summary)
+    model = data_root / "models" / "champion" / "model"
+    dataset = DatasetSpec.from_toml(get_settings().dataset_config)
+    args = (model, snapshot, dataset, {}, 10, data_root)
+    local = publish(*args, PublishParams(partition_users=120))
+    on_dask = publish(*args, PublishParams(partition_users=120, runner="dask", dask_workers=2))
+    assert lists_of(on_dask.recommendations).equals(lists_of(local.recommendations))
+    # Three partitions or one: the same lists; scores agree to float32 rounding (BLAS sums
+    # in a different order for a different number of rows).
+    one_partition, three = lists_of(summary.published_path), lists_of(local.recommendations)
+    pd.testing.assert_frame_equal(one_partition.drop(columns="score"), three.drop(columns="score"))
+    assert np.allclose(one_partition["score"], three["score"], rtol=1e-5, atol=1e-6)
+    assert on_dask.users_per_tier == local.users_per_tier
+
+
+def test_website_lookups_with_duckdb_and_pyarrow(tmp_path):
+    """The README's two lookups of one user's list."""
+    root = tmp_path / "published"
+    publish_once(root, 1, KEEP)
+    path = root / "latest" / "recommendations.parquet"
+    user = "U0001234"
+    # -- README: DuckDB
+    rows = duckdb.execute(
+        "SELECT rank, product_id, reason FROM read_parquet(?) WHERE user_id = ? ORDER BY rank",
+        [str(path), user],
+    ).fetchall()
+    # -- README: pyarrow
+    table = pq.read_table(path, filters=[("user_id", "=", user)], columns=["rank", "product_id"])
+    assert [r[:2] for r in rows] == list(zip(*table.to_pydict().values(), strict=True))
+    assert [r[0] for r in rows] == list(range(1, 21))
+    metadata = pq.ParquetFile(path).metadata
+    assert metadata.num_row_groups > 1  # point lookups skip the other row groups
+    assert metadata.row_group(0).column(0).compression == "ZSTD"
+    statistics = metadata.row_group(0).column(0).statistics
+    assert (
+        statistics.has_min_max and statistics.max < metadata.row_group(1).column(0).statistics.min
+    )
+    assert pc.all(pc.equal(table["product_id"], table["product_id"])).as_py()
