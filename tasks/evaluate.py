@@ -18,9 +18,10 @@ from prefect.artifacts import create_table_artifact
 from tasks.dataset import DatasetSpec
 from tasks.interactions import bought_matrix, index_of
 from tasks.models import Scorer, load_scorer
+from tasks.rules import ListRules
 from tasks.run_context import RunFolder, Snapshot, Split, TrainedModel
 from tasks.scoring import top_n
-from tasks.train import category_codes
+from tasks.train import BLEND, category_codes
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
 PRIMARY = "NDCG@10"
@@ -188,6 +189,40 @@ class Evaluation:
         return metrics, gains
 
 
+def rule_costs(
+    scorer: Scorer, evaluation: Evaluation, rules: dict[str, ListRules], k: int = 10
+) -> dict[str, float]:
+    """NDCG@k of the scorer with no publishing rule, then with each rule alone and with all
+    of them (rules: name → compiled rules), on the evaluation's users."""
+    costs = {f"{PRIMARY}[rules:none]": evaluation.ndcg(scorer, k)}
+    for name, compiled in rules.items():
+        pool = compiled.pool_size(k, scorer.n_items)
+        items, scores = top_n(
+            scorer, evaluation.rows, pool, exclude=evaluation.exclude, adjust=compiled.adjust
+        )
+        ranked, _ = compiled.reshape(items, scores, k)
+        gains = ndcg_gains(hit_positions(ranked, evaluation.truth), k)
+        costs[f"{PRIMARY}[rules:{name}]"] = float(gains.mean()) if len(gains) else 0.0
+    return costs
+
+
+def compiled_rules(
+    snapshot: Snapshot, dataset: DatasetSpec, now: pd.Timestamp
+) -> dict[str, ListRules]:
+    """Each configured list-changing rule alone, and all of them (`all`)."""
+    spec = dataset.publishing
+    if not spec.active_rules():
+        return {}
+    users = pd.read_parquet(snapshot.tables["users"])
+    products = pd.read_parquet(snapshot.tables["products"])
+    column = dataset.category_column()
+    variants = {rule: spec.only(rule) for rule in spec.active_rules()} | {"all": spec}
+    return {
+        name: ListRules.compile(variant, users, products, column, now)
+        for name, variant in variants.items()
+    }
+
+
 def evaluation_for(
     train_path: Path, held_out_path: Path, snapshot: Snapshot, dataset: DatasetSpec
 ) -> Evaluation:
@@ -219,6 +254,25 @@ def evaluate_candidates(
     per_user = {"user_id": evaluation.user_ids}
     for name, trained in models.items():
         results[name], per_user[name] = evaluation.full(load_scorer(trained.vectors), ks)
+    if BLEND in models:  # what the shop's publishing rules cost the published candidate
+        now = pd.read_parquet(split.train_events, columns=["occurred_at"])["occurred_at"].max()
+        rules = compiled_rules(snapshot, dataset, now)
+        costs = rule_costs(load_scorer(models[BLEND].vectors), evaluation, rules)
+        results[BLEND] |= costs
+        if rules:
+            base = costs[f"{PRIMARY}[rules:none]"]
+            create_table_artifact(
+                key="rule-costs",
+                table=[
+                    {
+                        "rules": key.split(":")[1][:-1],
+                        PRIMARY: round(v, 5),
+                        "cost": round(base - v, 5),
+                    }
+                    for key, v in costs.items()
+                ],
+                description="NDCG@10 of the blend with each publishing rule of dataset.toml",
+            )
     pd.DataFrame(per_user).to_parquet(run.sub("evaluation", "per_user_ndcg.parquet"), index=False)
 
     create_table_artifact(

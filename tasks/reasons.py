@@ -21,6 +21,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tasks.models import Blend, FactorModel
+from tasks.train import (
+    CATEGORY_TRANSITIONS,
+    ITEM_KNN,
+    POPULARITY,
+    SEGMENT_POPULARITY,
+    TRANSITIONS,
+)
 
 BEST_SELLER = "a best seller right now"
 FROM_HISTORY = "in line with what you bought and viewed"
@@ -255,14 +262,6 @@ def explain(
 
 
 def _reason_from(context: ReasonContext, model: Blend, name: str, u: np.ndarray, j: np.ndarray):
-    from tasks.train import (
-        CATEGORY_TRANSITIONS,
-        ITEM_KNN,
-        POPULARITY,
-        SEGMENT_POPULARITY,
-        TRANSITIONS,
-    )
-
     component = model.components[name]
     if name == TRANSITIONS:
         return context.after_bought(component, u, j)

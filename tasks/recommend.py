@@ -8,6 +8,7 @@ by the chunk, whatever the number of users).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from tasks.rules import ListRules, blocked_products, exclusion_matrix
 from tasks.run_context import Snapshot
 from tasks.scoring import DEFAULT_CHUNK, iter_top_n
 from tasks.tiers import TIERS, assign_tiers
+from tasks.train import HYBRID, POPULARITY
 
 RECOMMENDATIONS_SCHEMA = pa.schema(
     [
@@ -40,6 +42,7 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
     ]
 )
 ROW_GROUP_USERS = 2048  # a point lookup reads one row group of ~2k users' lists
+SCORE_BLOCK_USERS = 8 * ROW_GROUP_USERS  # users scored, then written, at a time
 
 
 @dataclass
@@ -58,8 +61,6 @@ class Audience:
 
 def tier_models(model: Scorer) -> dict[int, Scorer]:
     """Tier code → the model that serves it: the blend; its hybrid; its best sellers."""
-    from tasks.train import HYBRID, POPULARITY
-
     if not isinstance(model, Blend):
         return {0: model, 1: model, 2: model}
     return {
@@ -209,15 +210,25 @@ def write_partition(
     model = load_scorer(model_path) if isinstance(model_path, Path | str) else model_path
     models = tier_models(model)
     counts = {"rows": 0, "users": 0} | {f"users_{t}": 0 for t in TIERS}
-    with pq.ParquetWriter(path, RECOMMENDATIONS_SCHEMA, compression="zstd") as writer:
-        for begin in range(start, stop, ROW_GROUP_USERS):
-            rows = audience.order[begin : min(begin + ROW_GROUP_USERS, stop)]
+    with (
+        pq.ParquetWriter(path, RECOMMENDATIONS_SCHEMA, compression="zstd") as writer,
+        ThreadPoolExecutor(1) as background,  # pyarrow encodes while the next block scores
+    ):
+        pending = None
+        for begin in range(start, stop, SCORE_BLOCK_USERS):
+            rows = audience.order[begin : min(begin + SCORE_BLOCK_USERS, stop)]
             tiers = audience.tiers[rows]
             items, scores = recommend_rows(models, rows, tiers, n, audience, chunk_size)
             table = partition_table(audience, model, rows, items, scores, version, generated_at)
-            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            if pending is not None:
+                pending.result()
+            pending = background.submit(
+                writer.write_table, table, row_group_size=ROW_GROUP_USERS * items.shape[1]
+            )
             counts["rows"] += table.num_rows
             counts["users"] += len(rows)
             for code, name in enumerate(TIERS):
                 counts[f"users_{name}"] += int((tiers == code).sum())
+        if pending is not None:
+            pending.result()
     return counts

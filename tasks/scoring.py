@@ -15,15 +15,19 @@ Ties go to the lower product index, as a stable sort would.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.lib.stride_tricks import as_strided
+from threadpoolctl import threadpool_limits
 
 from tasks.models import Scorer
 
 DEFAULT_CHUNK = 256
+SCORING_THREADS = max(1, min(os.cpu_count() or 1, 4))
 GROUPS_PER_SLOT = 32  # B = n × this many groups: balances the group pass against the gather
 _ROW_BITS, _INDEX_BITS = 12, 20  # packed sort key: chunk row | score | product index
 
@@ -122,6 +126,7 @@ def top_n(
     allowed_items: np.ndarray | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     adjust: ScoreAdjuster | None = None,
+    workers: int = SCORING_THREADS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best `n` products for each user in `user_rows`.
 
@@ -136,7 +141,7 @@ def top_n(
     items_out = np.full((len(user_rows), n), -1, dtype=np.int64)
     scores_out = np.full((len(user_rows), n), -np.inf, dtype=np.float32)
     for begin, rows, items, scores in iter_top_n(
-        model, user_rows, n, exclude, allowed_items, chunk_size, adjust
+        model, user_rows, n, exclude, allowed_items, chunk_size, adjust, workers
     ):
         items_out[begin : begin + len(rows)] = items
         scores_out[begin : begin + len(rows)] = scores
@@ -151,21 +156,35 @@ def iter_top_n(
     allowed_items: np.ndarray | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     adjust: ScoreAdjuster | None = None,
+    workers: int = SCORING_THREADS,
 ):
-    """`top_n` one chunk at a time: yields (offset, user rows, items, scores), so a writer
-    can stream the result without holding every user's list."""
+    """`top_n` one chunk at a time: yields (offset, user rows, items, scores) in order, so
+    a writer can stream the result without holding every user's list.
+
+    With workers > 1, chunks are scored by that many threads, each running the matrix
+    product single-threaded and then its selection: numpy and BLAS release the GIL, so one
+    chunk's selection overlaps another's product (on 2 cores: ~1.3× one BLAS call on
+    both cores followed by the selection)."""
     user_rows = np.asarray(user_rows, dtype=np.int64)
     chunk_size = min(chunk_size, (1 << _ROW_BITS) - 1)
     blocked = None if allowed_items is None else np.flatnonzero(~np.asarray(allowed_items, bool))
-    for begin in range(0, len(user_rows), chunk_size):
+
+    def chunk(begin: int):
         rows = user_rows[begin : begin + chunk_size]
         scores = np.ascontiguousarray(model.scores(rows), dtype=np.float32)
         if blocked is not None and blocked.size:
             scores[:, blocked] = -np.inf
         if exclude is not None:
-            sub = exclude[rows].tocoo()
-            scores[sub.row, sub.col] = -np.inf
+            sub = exclude[rows]
+            scores[np.repeat(np.arange(len(rows)), np.diff(sub.indptr)), sub.indices] = -np.inf
         if adjust is not None:
             adjust(rows, scores)
         items, best = select_top(scores, n)
-        yield begin, rows, items, best
+        return begin, rows, items, best
+
+    starts = range(0, len(user_rows), chunk_size)
+    if workers <= 1 or len(starts) <= 1:
+        yield from map(chunk, starts)
+        return
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(workers) as pool:
+        yield from pool.map(chunk, starts)

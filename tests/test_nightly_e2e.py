@@ -163,6 +163,12 @@ def test_nightly_publishes_valid_top_n_for_every_user(data_root, monkeypatch):
         assert candidate["NDCG@10"] <= candidate["NDCG@10_ci95_high"]
         assert candidate["n[cold_users]"] + candidate["n[warm_users]"] == candidate["n_test_users"]
     assert metrics["published"] == "blend"
+    rules = ("none", "max_per_brand", "min_categories", "launch_boost", "contraindications", "all")
+    for rule in rules:  # what each publishing rule of dataset.toml costs the blend
+        assert 0.0 <= metrics["candidates"]["blend"][f"NDCG@10[rules:{rule}]"] <= 1.0
+    assert metrics["candidates"]["blend"]["NDCG@10[rules:none]"] == pytest.approx(
+        metrics["candidates"]["blend"]["NDCG@10"]
+    )
     assert metrics["gate"]["passed"] is True and metrics["gate"]["reasons"]
     assert metrics["published_model"]["refit_on_all_data"] is True
     assert metrics["tuning"]["chosen"]["blend"]["lightfm_hybrid"] > 0
