@@ -98,8 +98,9 @@ def test_cli_run_is_recorded_by_a_running_server(prefect_server, data_root):
     assert "Starting temporary server" not in result.stderr  # it used the real server
 
     runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
-    (run,) = runs
-    assert run["state_type"] == "COMPLETED"
+    (run,) = [r for r in runs if r["parent_task_run_id"] is None]
+    (publishing,) = [r for r in runs if r["parent_task_run_id"] is not None]  # the subflow
+    assert run["state_type"] == publishing["state_type"] == "COMPLETED"
     assert run["parameters"]["params"]["top_n"] == 5
     artifacts = httpx.post(f"{api}/artifacts/filter", json={}, timeout=10).json()
     keys = {a["key"] for a in artifacts}
