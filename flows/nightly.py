@@ -52,6 +52,7 @@ class RunSummary(BaseModel):
     published_version: str | None = None
     published_path: Path | None = None
     users_per_tier: dict[str, int] = {}
+    catalog_coverage_per_tier: dict[str, float] = {}
 
     def render(self) -> str:
         lines = [
@@ -87,7 +88,10 @@ class RunSummary(BaseModel):
         lines += [f"  - {reason}" for reason in self.gate_reasons]
         if self.published_path:
             lines.append(f"published: {self.published_path} (version {self.published_version})")
-            tiers = ", ".join(f"{n:,} {tier}" for tier, n in self.users_per_tier.items())
+            tiers = ", ".join(
+                f"{n:,} {tier} (catalogue coverage {self.catalog_coverage_per_tier[tier]:.0%})"
+                for tier, n in self.users_per_tier.items()
+            )
             lines.append(f"users per tier: {tiers}")
         else:
             lines.append("published: nothing (the previous `latest` stays)")
@@ -237,6 +241,7 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
     summary.published_version = publication.version
     summary.published_path = publication.recommendations
     summary.users_per_tier = publication.users_per_tier
+    summary.catalog_coverage_per_tier = publication.catalog_coverage_per_tier
     return summary
 
 

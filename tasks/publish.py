@@ -42,6 +42,7 @@ class Publication(BaseModel):
     rows: int
     users: int
     users_per_tier: dict[str, int] = {}
+    catalog_coverage_per_tier: dict[str, float] = {}
 
 
 def _sha256(path: Path) -> str:
@@ -275,6 +276,11 @@ def publish_recommendations(
         ]
         counts = [future.result() for future in futures]
         tier_users = {t: sum(c[f"users_{t}"] for c in counts) for t in TIERS}
+        n_products = snapshot.counts["products"]
+        tier_coverage = {
+            t: round(len(set().union(*(c[f"products_{t}"] for c in counts))) / n_products, 4)
+            for t in TIERS
+        }
         manifest = complete_version(
             staging,
             parts,
@@ -283,6 +289,7 @@ def publish_recommendations(
                 "model_version": version,
                 "user_count": sum(c["users"] for c in counts),
                 "users_per_tier": tier_users,
+                "catalog_coverage_per_tier": tier_coverage,
                 "top_n": top_n_size,
                 "rules": dataset.publishing.model_dump(mode="json"),
                 "data_fingerprint": snapshot.fingerprint,
@@ -297,7 +304,8 @@ def publish_recommendations(
 
     final = Path(data_root) / "published" / version
     coverage = "\n".join(
-        f"| {tier} | {users:,} | {users / max(manifest['user_count'], 1):.1%} |"
+        f"| {tier} | {users:,} | {users / max(manifest['user_count'], 1):.1%} "
+        f"| {tier_coverage[tier]:.1%} |"
         for tier, users in tier_users.items()
     )
     create_markdown_artifact(
@@ -307,7 +315,8 @@ def publish_recommendations(
             f"{manifest['user_count']:,} users, top {top_n_size}\n"
             f"- `{final / 'recommendations.parquet'}`\n- `latest` → `{version}`\n"
             f"- versions pruned: {len(manifest['pruned'])} (keeping {params.keep_versions})\n\n"
-            f"| tier | users | share |\n|---|---:|---:|\n{coverage}\n"
+            f"| tier | users | share of users | catalogue coverage |\n"
+            f"|---|---:|---:|---:|\n{coverage}\n"
         ),
     )
     return Publication(
@@ -318,6 +327,7 @@ def publish_recommendations(
         rows=manifest["row_count"],
         users=manifest["user_count"],
         users_per_tier=tier_users,
+        catalog_coverage_per_tier=tier_coverage,
     )
 
 

@@ -204,12 +204,13 @@ def write_partition(
     generated_at: datetime,
     path: Path,
     chunk_size: int = DEFAULT_CHUNK,
-) -> dict[str, int]:
+) -> dict[str, int | list[int]]:
     """Score users order[start:stop] and write them to `path` (zstd Parquet, row groups of
     ROW_GROUP_USERS users). Returns row and user counts per tier."""
     model = load_scorer(model_path) if isinstance(model_path, Path | str) else model_path
     models = tier_models(model)
     counts = {"rows": 0, "users": 0} | {f"users_{t}": 0 for t in TIERS}
+    shown = np.zeros((len(TIERS), len(audience.product_ids)), dtype=bool)
     with (
         pq.ParquetWriter(path, RECOMMENDATIONS_SCHEMA, compression="zstd") as writer,
         ThreadPoolExecutor(1) as background,  # pyarrow encodes while the next block scores
@@ -229,6 +230,10 @@ def write_partition(
             counts["users"] += len(rows)
             for code, name in enumerate(TIERS):
                 counts[f"users_{name}"] += int((tiers == code).sum())
+            listed = items >= 0
+            shown[np.repeat(tiers, items.shape[1])[listed.ravel()], items[listed]] = True
         if pending is not None:
             pending.result()
+    for code, name in enumerate(TIERS):
+        counts[f"products_{name}"] = np.flatnonzero(shown[code]).tolist()
     return counts

@@ -185,6 +185,9 @@ def test_nightly_publishes_valid_top_n_for_every_user(data_root, monkeypatch):
     assert manifest["row_count"] == len(recs)
     assert manifest["user_count"] == recs["user_id"].nunique()
     assert sum(manifest["users_per_tier"].values()) == manifest["user_count"]
+    for tier, coverage in manifest["catalog_coverage_per_tier"].items():
+        listed = recs.loc[recs["tier"] == tier, "product_id"].nunique()
+        assert coverage == pytest.approx(listed / len(store["products"]), abs=1e-4), tier
     served = {tier: n for tier, n in manifest["users_per_tier"].items() if n}
     assert served == recs.groupby("tier")["user_id"].nunique().to_dict()
     assert manifest["files"]["recommendations.parquet"]["sha256"] == artifact_sha256(
