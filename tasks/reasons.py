@@ -5,7 +5,9 @@ only ever cites what the user and the product really have:
 - transitions: "often bought after the Gentle Foam Cleanser you bought" (the product of the
   user's purchases that leads to this one most strongly);
 - item neighbours: "similar to the ... you bought" / "you showed interest in";
-- category transitions: "the usual next step after the cleanser you bought";
+- category transitions: "a toner, the usual next step after the cleanser you bought",
+  followed by the next source that speaks about the product itself ("...; matches your
+  dry skin: contains ...");
 - LightFM / content: "matches your dry skin: contains ceramides, hyaluronic acid" (the
   product's values with the highest lift among buyers who share the user's attribute);
 - segment popularity: "popular with dry skin in the north region"; popularity: "a best
@@ -187,8 +189,12 @@ class ReasonContext:
         if self.categories is None:
             return np.full(len(users), None, dtype=object)
         ok = (last >= 0) & (self.categories[np.maximum(last, 0)] != self.categories[items])
+        category = pd.Series(self.categories[items]).astype(str)
+        article = np.where(category.str[0].str.lower().isin(list("aeiou")), "an ", "a ")
         text = (
-            "the usual next step after the "
+            article
+            + category
+            + ", the usual next step after the "
             + pd.Series(self.categories[np.maximum(last, 0)]).astype(str)
             + " you bought"
         )
@@ -248,6 +254,7 @@ def explain(
     )
     by_strength = np.argsort(-contribution, axis=1, kind="stable")
     text = np.full(len(history), None, dtype=object)
+    spoke = np.full(len(history), -1)  # which component's reason was taken
     # The strongest contributor that can say something true speaks.
     for rank in range(len(names)):  # a handful of components, never users or products
         open_ = pd.isna(text)
@@ -257,6 +264,20 @@ def explain(
             pick = np.flatnonzero(open_ & (by_strength[:, rank] == k))
             if pick.size:
                 text[pick] = _reason_from(context, model, name, u[pick], j[pick])
+                spoke[pick[~pd.isna(text[pick])]] = k
+    # "The next step after your mask" says why the category, not why this product: the
+    # next strongest source that speaks about the product is added.
+    if CATEGORY_TRANSITIONS in names:
+        step = names.index(CATEGORY_TRANSITIONS)
+        extra = np.full(len(history), None, dtype=object)
+        for rank in range(len(names)):
+            open_ = (spoke == step) & pd.isna(extra)
+            for k, name in enumerate(names):
+                pick = np.flatnonzero(open_ & (by_strength[:, rank] == k))
+                if pick.size and k != step and name not in (POPULARITY, SEGMENT_POPULARITY):
+                    extra[pick] = _reason_from(context, model, name, u[pick], j[pick])
+        joined = pd.Series(text).astype(str) + "; " + pd.Series(extra).astype(str)
+        text = np.where(pd.isna(extra), text, joined.to_numpy(dtype=object))
     reason[history] = np.where(pd.isna(text), FROM_HISTORY, text)
     return reason
 
