@@ -138,9 +138,8 @@ def exclusion_matrix(
         .reset_index()
     )
     age_days = (pd.Timestamp(now) - pd.to_datetime(last["at"], utc=True)).dt.total_seconds() / 86400
-    window = np.full(len(product_ids), np.inf if spec.exclude_bought_days is None else 0.0)
-    if spec.exclude_bought_days is not None:
-        window[:] = spec.exclude_bought_days
+    days = spec.exclude_bought_days
+    window = np.full(len(product_ids), np.inf if days is None else days, dtype=float)
     if spec.repurchase_cycle_days and categories is not None:
         cycle = (
             categories.astype("string")
