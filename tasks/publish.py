@@ -29,7 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks.dataset import DatasetSpec
-from tasks.recommend import RECOMMENDATIONS_SCHEMA, data_time, load_audience, write_partition
+from tasks.recommend import RECOMMENDATIONS_SCHEMA, load_audience, write_partition
 from tasks.run_context import Snapshot
 from tasks.tiers import TIERS
 
@@ -140,7 +140,7 @@ def score_partition(
     chunk_size: int,
 ) -> dict[str, int]:
     """Score users [start, stop) of the user_id order and write them to `part`."""
-    audience = load_audience(snapshot, dataset, data_time(snapshot))
+    audience = load_audience(snapshot, dataset)
     return write_partition(
         Path(model_path), audience, *bounds, top_n_size, version, generated_at, part, chunk_size
     )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tasks.interactions import bought_matrix
 from tasks.models import Blend, FactorModel
 from tasks.train import (
     CATEGORY_TRANSITIONS,
@@ -71,16 +72,14 @@ class ReasonContext:
         content_columns: list[str],
         phrases: dict[str, str],
     ) -> ReasonContext:
-        """purchases: user_id, product_id, occurred_at of transactions."""
+        """purchases: user_id, product_id, event_type, occurred_at of transactions."""
         n_users, n_products = len(users), len(products)
         u = pd.Index(users["user_id"]).get_indexer(purchases["user_id"])
         p = pd.Index(products["product_id"]).get_indexer(purchases["product_id"])
         ok = (u >= 0) & (p >= 0)
         u, p = u[ok], p[ok]
-        bought = sp.csr_matrix(
-            (np.ones(len(u), dtype=np.float32), (u, p)), shape=(n_users, n_products)
-        )
-        bought.sum_duplicates()
+        types = list(purchases["event_type"].unique()) if "event_type" in purchases else []
+        bought = bought_matrix(purchases, users["user_id"], products["product_id"], types)
         last = np.full(n_users, -1, dtype=np.int64)
         if len(u):
             order = np.argsort(purchases["occurred_at"].to_numpy()[ok], kind="stable")
@@ -124,7 +123,9 @@ class ReasonContext:
                 (np.ones((code >= 0).sum()), (np.flatnonzero(code >= 0), code[code >= 0])),
                 shape=(n_users, len(uniques)),
             )
-            counts = np.asarray((membership.T @ bought @ product_features).todense())
+            counts = np.asarray(
+                (membership.T @ bought.astype(np.float32) @ product_features).todense()
+            )
             share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
             overall = counts.sum(axis=0) / max(counts.sum(), 1)
             lift = np.where(counts >= MIN_SUPPORT, share / np.maximum(overall, 1e-12), 0.0)
@@ -144,7 +145,7 @@ class ReasonContext:
         return cls(
             names=names,
             categories=categories,
-            bought=bought.astype(bool).tocsr(),
+            bought=bought,
             last_bought=last,
             attribute_phrase=attribute_phrase,
             attribute_code=np.asarray(code, dtype=np.int64),
@@ -253,33 +254,53 @@ def explain(
         [model.weights[name] * model.component_share(name, u, j) for name in names], axis=1
     )
     by_strength = np.argsort(-contribution, axis=1, kind="stable")
-    text = np.full(len(history), None, dtype=object)
-    spoke = np.full(len(history), -1)  # which component's reason was taken
+    everyone = np.ones(len(history), dtype=bool)
     # The strongest contributor that can say something true speaks.
-    for rank in range(len(names)):  # a handful of components, never users or products
-        open_ = pd.isna(text)
-        if not open_.any():
-            break
-        for k, name in enumerate(names):
-            pick = np.flatnonzero(open_ & (by_strength[:, rank] == k))
-            if pick.size:
-                text[pick] = _reason_from(context, model, name, u[pick], j[pick])
-                spoke[pick[~pd.isna(text[pick])]] = k
+    text, spoke = _strongest_speaker(
+        context, model, names, by_strength, u, j, everyone, [True] * len(names)
+    )
     # "The next step after your mask" says why the category, not why this product: the
     # next strongest source that speaks about the product is added.
     if CATEGORY_TRANSITIONS in names:
         step = names.index(CATEGORY_TRANSITIONS)
-        extra = np.full(len(history), None, dtype=object)
-        for rank in range(len(names)):
-            open_ = (spoke == step) & pd.isna(extra)
-            for k, name in enumerate(names):
-                pick = np.flatnonzero(open_ & (by_strength[:, rank] == k))
-                if pick.size and k != step and name not in (POPULARITY, SEGMENT_POPULARITY):
-                    extra[pick] = _reason_from(context, model, name, u[pick], j[pick])
+        about_product = [
+            k != step and name not in (POPULARITY, SEGMENT_POPULARITY)
+            for k, name in enumerate(names)
+        ]
+        extra, _ = _strongest_speaker(
+            context, model, names, by_strength, u, j, spoke == step, about_product
+        )
         joined = pd.Series(text).astype(str) + "; " + pd.Series(extra).astype(str)
         text = np.where(pd.isna(extra), text, joined.to_numpy(dtype=object))
     reason[history] = np.where(pd.isna(text), FROM_HISTORY, text)
     return reason
+
+
+def _strongest_speaker(
+    context: ReasonContext,
+    model: Blend,
+    names: list[str],
+    by_strength: np.ndarray,
+    u: np.ndarray,
+    j: np.ndarray,
+    eligible: np.ndarray,
+    allowed: list[bool],
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the eligible pairs, the reason of the strongest allowed component that can say
+    something true (None: none can), and the index of the component that spoke (-1)."""
+    text = np.full(len(u), None, dtype=object)
+    spoke = np.full(len(u), -1)
+    for rank in range(len(names)):  # a handful of components, never users or products
+        open_ = eligible & pd.isna(text)
+        if not open_.any():
+            break
+        for k, name in enumerate(names):
+            pick = np.flatnonzero(open_ & (by_strength[:, rank] == k))
+            if pick.size and allowed[k]:
+                said = _reason_from(context, model, name, u[pick], j[pick])
+                text[pick] = said
+                spoke[pick[~pd.isna(said)]] = k
+    return text, spoke
 
 
 def _reason_from(context: ReasonContext, model: Blend, name: str, u: np.ndarray, j: np.ndarray):

@@ -70,19 +70,20 @@ def tier_models(model: Scorer) -> dict[int, Scorer]:
     }
 
 
-def data_time(snapshot: Snapshot) -> datetime:
-    """ "Now" for windows and launches: the newest event (a rerun on old data agrees)."""
-    times = pd.read_parquet(snapshot.tables["events"], columns=["occurred_at"])["occurred_at"]
-    return pd.Timestamp(times.max()).to_pydatetime()
+def load_audience(
+    snapshot: Snapshot, dataset: DatasetSpec, now: datetime | None = None
+) -> Audience:
+    """Read the snapshot once: tiers, exclusions, allowed products, rules and reasons.
 
-
-def load_audience(snapshot: Snapshot, dataset: DatasetSpec, now: datetime) -> Audience:
-    """Read the snapshot once: tiers, exclusions, allowed products, rules and reasons."""
+    now: the moment windows and launches are measured from; None = the newest event (so a
+    rerun on the same data agrees)."""
     users = pd.read_parquet(snapshot.tables["users"])
     products = pd.read_parquet(snapshot.tables["products"])
     events = pd.read_parquet(
         snapshot.tables["events"], columns=["user_id", "product_id", "event_type", "occurred_at"]
     )
+    if now is None:
+        now = pd.Timestamp(events["occurred_at"].max()).to_pydatetime()
     spec = dataset.publishing
     purchases = events[events["event_type"].isin(dataset.events.transaction_types)]
     category_column = dataset.category_column()
