@@ -193,11 +193,17 @@ class ListRules:
         if spec.max_per_brand:
             rules.brands = codes(spec.brand_column)
             if rules.brands is None:
-                raise ValueError(f"max_per_brand: products have no column {spec.brand_column!r}")
+                raise ValueError(
+                    f"dataset.toml [publishing] max_per_brand: products have no column "
+                    f"{spec.brand_column!r} (brand_column)"
+                )
         if spec.min_categories:
             rules.categories = codes(category_column)
             if rules.categories is None:
-                raise ValueError("min_categories: the products have no category column")
+                raise ValueError(
+                    "dataset.toml [publishing] min_categories: the products have no category "
+                    "column ([models] category_column)"
+                )
         if spec.launch_boost:
             launched = pd.to_datetime(products[spec.launch_column], utc=True)
             age = (pd.Timestamp(now) - launched).dt.total_seconds() / 86400
@@ -206,7 +212,10 @@ class ListRules:
             for table, column in (("users", rule.user_column), ("products", rule.product_column)):
                 frame = users if table == "users" else products
                 if column not in frame:
-                    raise ValueError(f"contraindication: {table} have no column {column!r}")
+                    raise ValueError(
+                        f"dataset.toml [publishing] contraindication: {table} have no column "
+                        f"{column!r}"
+                    )
             flagged_users = np.flatnonzero(_holds(users[rule.user_column], rule.user_values))
             flagged_items = np.flatnonzero(
                 _holds(products[rule.product_column], rule.product_values)
