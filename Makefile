@@ -14,7 +14,11 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := False
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: run test lint format demo-store clean-data venv bench-deps
+.PHONY: run test lint format demo-store clean-data venv bench-deps server serve monitor advance
+
+PREFECT_PORT ?= 4200
+DAYS ?= 1
+SCENARIO ?= none
 
 venv: $(STAMP)
 
@@ -32,6 +36,22 @@ demo-store: $(STAMP)
 
 run: demo-store
 	RECS_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m flows.nightly
+
+# A Prefect server on this machine (UI at http://127.0.0.1:$(PREFECT_PORT)); keeps running.
+server: $(STAMP)
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+# Serve the deployments (nightly at 02:00, monitor at 06:00, rollback by hand) to that server.
+serve: demo-store
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api RECS_DATA_ROOT=$(DATA_ROOT) \
+		$(BIN)/python -m deployments.serve
+
+# Advance the demo store by DAYS days (SCENARIO: none, launch, season, new_users), then monitor.
+advance: demo-store
+	$(BIN)/python -m tasks.demo_store.live --db $(DATA_ROOT)/demo/store.db --days $(DAYS) --scenario $(SCENARIO)
+
+monitor: $(STAMP)
+	RECS_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m flows.monitor
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

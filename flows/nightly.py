@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefect import flow, runtime
+from prefect import flow, get_run_logger, runtime
 from pydantic import BaseModel
 
 from flows.cli import parse_params
@@ -47,6 +47,7 @@ class RunSummary(BaseModel):
     ignored_event_types: dict[str, int] = {}
     metrics: dict[str, dict[str, float]]
     chosen_blend: dict[str, float] = {}
+    reason: str | None = None
     gate_passed: bool
     gate_reasons: list[str]
     published_version: str | None = None
@@ -57,6 +58,7 @@ class RunSummary(BaseModel):
     def render(self) -> str:
         lines = [
             f"run {self.run_id} ({self.run_folder})",
+            *([f"started because: {self.reason}"] if self.reason else []),
             "data: " + ", ".join(f"{n:,} {table}" for table, n in self.counts.items()),
         ]
         if self.already_ingested:
@@ -99,10 +101,11 @@ class RunSummary(BaseModel):
 
 
 @flow(name="nightly")
-def nightly(params: NightlyParams | None = None) -> RunSummary:
+def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B008 (the UI form)
     """Turn the shop's data into published top-N recommendations, if the model earns it."""
-    params = params or NightlyParams()
     run = RunFolder.new(params.data_root, runtime.flow_run.id)
+    if params.reason:
+        get_run_logger().info("started because: %s", params.reason)
     source = params.resolved_source()
     dataset = DatasetSpec.from_toml(params.resolved_dataset_config(source))
 
@@ -174,6 +177,7 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         champion.version if champion else None,
     )
     document = metrics_document(metrics, decision, split, snapshot, run, tuning)
+    document["trigger"] = params.reason  # None for scheduled and hand-started runs
     write_run_metrics(document, run)
 
     summary = RunSummary(
@@ -188,6 +192,7 @@ def nightly(params: NightlyParams | None = None) -> RunSummary:
         ignored_event_types=snapshot.ignored_event_types,
         metrics={name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()},
         chosen_blend=tuning.config.blend,
+        reason=params.reason,
         gate_passed=decision.passed,
         gate_reasons=decision.reasons,
     )

@@ -104,6 +104,11 @@ class NightlyParams(BaseModel):
     )
     gate: GateParams = Field(default_factory=GateParams)
     seed: int = Field(42, ge=0, description="random seed of training")
+    reason: str | None = Field(
+        None,
+        max_length=2000,
+        description="why this run was started (monitoring fills it in when it retrains)",
+    )
     num_threads: int = Field(2, ge=1, le=64, description="LightFM training threads")
 
     def starting_models(self) -> ModelConfig:

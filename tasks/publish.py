@@ -29,7 +29,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks.dataset import DatasetSpec
-from tasks.recommend import RECOMMENDATIONS_SCHEMA, load_audience, write_partition
+from tasks.recommend import (
+    RECOMMENDATIONS_SCHEMA,
+    VARIANTS,
+    Experiment,
+    load_audience,
+    write_partition,
+)
 from tasks.run_context import Snapshot
 from tasks.tiers import TIERS
 
@@ -121,6 +127,19 @@ class PublishParams(BaseModel):
     dask_address: str | None = Field(
         None, description="scheduler address of an existing Dask cluster (shared storage)"
     )
+    control_share: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="A/B test: share of users (by a stable hash of user_id) who get the "
+        "popularity list as a control; 0 = no test",
+    )
+    experiment: str = Field(
+        "ab1",
+        min_length=1,
+        max_length=40,
+        description="name of the A/B experiment: a new name draws a new control group",
+    )
 
 
 def partitions(n_users: int, size: int) -> list[tuple[int, int]]:
@@ -138,9 +157,10 @@ def score_partition(
     generated_at: datetime,
     part: Path,
     chunk_size: int,
+    control: Experiment | None = None,
 ) -> dict[str, int]:
     """Score users [start, stop) of the user_id order and write them to `part`."""
-    audience = load_audience(snapshot, dataset)
+    audience = load_audience(snapshot, dataset, control=control)
     return write_partition(
         Path(model_path), audience, *bounds, top_n_size, version, generated_at, part, chunk_size
     )
@@ -271,11 +291,13 @@ def publish_recommendations(
                 created_at,
                 part,
                 params.chunk_size,
+                Experiment(name=params.experiment, control_share=params.control_share),
             )
             for b, part in zip(bounds, parts, strict=True)
         ]
         counts = [future.result() for future in futures]
         tier_users = {t: sum(c[f"users_{t}"] for c in counts) for t in TIERS}
+        variant_users = {v: sum(c[f"users_{v}"] for c in counts) for v in VARIANTS}
         n_products = snapshot.counts["products"]
         tier_coverage = {
             t: round(len(set().union(*(c[f"products_{t}"] for c in counts))) / n_products, 4)
@@ -289,6 +311,12 @@ def publish_recommendations(
                 "model_version": version,
                 "user_count": sum(c["users"] for c in counts),
                 "users_per_tier": tier_users,
+                "users_per_variant": variant_users,
+                "experiment": {"name": params.experiment, "control_share": params.control_share},
+                "data_until": snapshot.high_water_mark.isoformat()
+                if snapshot.high_water_mark
+                else None,
+                "run_id": metrics.get("run_id"),
                 "catalog_coverage_per_tier": tier_coverage,
                 "top_n": top_n_size,
                 "rules": dataset.publishing.model_dump(mode="json"),

@@ -8,6 +8,7 @@ by the chunk, whatever the number of users).
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
+from pydantic import BaseModel, Field
 
 from tasks.dataset import DatasetSpec
 from tasks.models import Blend, Scorer, load_scorer
@@ -39,10 +41,28 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
         ("generated_at", pa.timestamp("us", tz="UTC")),
         ("tier", pa.string()),
         ("reason", pa.string()),
+        ("variant", pa.string()),
     ]
 )
+VARIANTS: tuple[str, ...] = ("model", "control")  # control: the popularity list (A/B test)
 ROW_GROUP_USERS = 2048  # a point lookup reads one row group of ~2k users' lists
 SCORE_BLOCK_USERS = 8 * ROW_GROUP_USERS  # users scored, then written, at a time
+
+
+class Experiment(BaseModel):
+    """An A/B test: users whose stable hash falls under `control_share` are the control."""
+
+    name: str = "ab1"
+    control_share: float = Field(0.0, ge=0, le=0.5)
+
+    def control(self, user_ids: pd.Series) -> np.ndarray:
+        """Boolean per user: in the control group. The same user_id and experiment name
+        always land on the same side, whatever else changes in the shop."""
+        if self.control_share <= 0:
+            return np.zeros(len(user_ids), dtype=bool)
+        key = hashlib.blake2b(self.name.encode(), digest_size=8).hexdigest()  # 16 chars
+        hashes = pd.util.hash_array(user_ids.astype(str).to_numpy(dtype=object), hash_key=key)
+        return (hashes % np.uint64(10_000)) < np.uint64(round(self.control_share * 10_000))
 
 
 @dataclass
@@ -57,6 +77,12 @@ class Audience:
     allowed: np.ndarray | None
     rules: ListRules | None = None
     reasons: ReasonContext | None = None
+    control: np.ndarray | None = None  # user → in the A/B control group (popularity list)
+
+    def in_control(self, rows: np.ndarray) -> np.ndarray:
+        if self.control is None:
+            return np.zeros(len(rows), dtype=bool)
+        return self.control[rows]
 
 
 def tier_models(model: Scorer) -> dict[int, Scorer]:
@@ -71,12 +97,15 @@ def tier_models(model: Scorer) -> dict[int, Scorer]:
 
 
 def load_audience(
-    snapshot: Snapshot, dataset: DatasetSpec, now: datetime | None = None
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    now: datetime | None = None,
+    control: Experiment | None = None,
 ) -> Audience:
     """Read the snapshot once: tiers, exclusions, allowed products, rules and reasons.
 
     now: the moment windows and launches are measured from; None = the newest event (so a
-    rerun on the same data agrees)."""
+    rerun on the same data agrees). control: the A/B test, if any."""
     users = pd.read_parquet(snapshot.tables["users"])
     products = pd.read_parquet(snapshot.tables["products"])
     events = pd.read_parquet(
@@ -112,6 +141,7 @@ def load_audience(
             [c for c, f in dataset.product_features.items() if f.kind == "multi"],
             spec.phrases,
         ),
+        control=(control or Experiment()).control(users["user_id"]),
     )
 
 
@@ -153,13 +183,18 @@ def partition_table(
     scores: np.ndarray,
     version: str,
     generated_at: datetime,
+    tiers: np.ndarray | None = None,
+    control: np.ndarray | None = None,
 ) -> pa.Table:
-    """Rows of users `rows` (already in user_id order), best first, with tier and reason."""
+    """Rows of users `rows` (already in user_id order), best first, with tier, reason and
+    A/B variant. tiers: the tier that served each user (default: their own tier)."""
     n_users, width = items.shape
+    tiers = audience.tiers[rows] if tiers is None else tiers
+    control = audience.in_control(rows) if control is None else control
     valid = (items >= 0).ravel()
     pair_user = np.repeat(rows, width)[valid]
     pair_item = items.ravel()[valid]
-    tier_codes = np.repeat(audience.tiers[rows], width)[valid]
+    tier_codes = np.repeat(tiers, width)[valid]
     if audience.reasons is not None:
         reason = explain(audience.reasons, model, pair_user, pair_item, tier_codes)
         reason = pa.array(np.where(pd.isna(reason), FROM_HISTORY, reason), pa.string())
@@ -187,6 +222,12 @@ def partition_table(
                 pa.string(),
             ),
             reason,
+            pc.cast(
+                pa.DictionaryArray.from_arrays(
+                    pa.array(np.repeat(control, width)[valid].astype(np.int32)), list(VARIANTS)
+                ),
+                pa.string(),
+            ),
         ],
         schema=RECOMMENDATIONS_SCHEMA,
     )
@@ -210,7 +251,7 @@ def write_partition(
     ROW_GROUP_USERS users). Returns row and user counts per tier."""
     model = load_scorer(model_path) if isinstance(model_path, Path | str) else model_path
     models = tier_models(model)
-    counts = {"rows": 0, "users": 0} | {f"users_{t}": 0 for t in TIERS}
+    counts = {"rows": 0, "users": 0} | {f"users_{t}": 0 for t in (*TIERS, *VARIANTS)}
     shown = np.zeros((len(TIERS), len(audience.product_ids)), dtype=bool)
     with (
         pq.ParquetWriter(path, RECOMMENDATIONS_SCHEMA, compression="zstd") as writer,
@@ -220,8 +261,12 @@ def write_partition(
         for begin in range(start, stop, SCORE_BLOCK_USERS):
             rows = audience.order[begin : min(begin + SCORE_BLOCK_USERS, stop)]
             tiers = audience.tiers[rows]
+            control = audience.in_control(rows)
+            tiers = np.where(control, np.int8(TIERS.index("popular")), tiers)
             items, scores = recommend_rows(models, rows, tiers, n, audience, chunk_size)
-            table = partition_table(audience, model, rows, items, scores, version, generated_at)
+            table = partition_table(
+                audience, model, rows, items, scores, version, generated_at, tiers, control
+            )
             if pending is not None:
                 pending.result()
             pending = background.submit(
@@ -231,6 +276,8 @@ def write_partition(
             counts["users"] += len(rows)
             for code, name in enumerate(TIERS):
                 counts[f"users_{name}"] += int((tiers == code).sum())
+            counts["users_control"] += int(control.sum())
+            counts["users_model"] += int((~control).sum())
             listed = items >= 0
             shown[np.repeat(tiers, items.shape[1])[listed.ravel()], items[listed]] = True
         if pending is not None:

@@ -15,18 +15,19 @@ class RunFolder(BaseModel):
 
     data_root: Path
     run_id: str
+    area: str = "runs"  # monitoring runs live under data/monitor/
 
     @classmethod
-    def new(cls, data_root: Path, flow_run_id: str | None = None) -> RunFolder:
+    def new(cls, data_root: Path, flow_run_id: str | None = None, area: str = "runs") -> RunFolder:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         run_id = f"{stamp}-{flow_run_id[:8]}" if flow_run_id else stamp
-        folder = cls(data_root=Path(data_root), run_id=run_id)
+        folder = cls(data_root=Path(data_root), run_id=run_id, area=area)
         folder.path.mkdir(parents=True, exist_ok=False)
         return folder
 
     @property
     def path(self) -> Path:
-        return self.data_root / "runs" / self.run_id
+        return self.data_root / self.area / self.run_id
 
     def sub(self, *parts: str) -> Path:
         target = self.path.joinpath(*parts)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # No internet here and no phoning home from users' nightly jobs: telemetry off by default.
@@ -32,6 +34,22 @@ class Settings(BaseSettings):
     # The demo store's description; a files source may bring its own dataset.toml.
     dataset_config: Path = Path(__file__).resolve().parent.parent / "dataset.toml"
     expectations_dir: Path = Path(__file__).resolve().parent.parent / "expectations"
+    # When the deployments run (deployments/serve.py, deployments/prefect.yaml): the cron
+    # lines are read in `timezone`, so 02:00 stays 02:00 local time across daylight saving.
+    timezone: str = "UTC"
+    nightly_cron: str = "0 2 * * *"
+    monitor_cron: str = "0 6 * * *"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"RECS_TIMEZONE={value!r} is not an IANA time zone (e.g. Europe/Paris)"
+            ) from error
+        return value
 
     def demo_store_path(self, data_root: Path | None = None) -> Path:
         return Path(data_root or self.data_root) / "demo" / "store.db"

@@ -14,7 +14,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from tasks.demo_store import generate_store, write_store  # noqa: E402
+from tasks.demo_store import generate_store, ground_truth_path, write_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,6 +38,7 @@ def data_root(tmp_path, tiny_store_db) -> Path:
     root = tmp_path / "data"
     (root / "demo").mkdir(parents=True)
     shutil.copy(tiny_store_db, root / "demo" / "store.db")
+    shutil.copy(ground_truth_path(tiny_store_db), ground_truth_path(root / "demo" / "store.db"))
     return root
 
 

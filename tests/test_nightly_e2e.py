@@ -120,7 +120,9 @@ def test_nightly_publishes_valid_top_n_for_every_user(data_root, monkeypatch):
         "generated_at",
         "tier",
         "reason",
+        "variant",
     ]
+    assert (recs["variant"] == "model").all()  # no A/B test unless control_share is set
     assert str(recs["score"].dtype) == "float32"
     assert str(recs["generated_at"].dtype) == "datetime64[us, UTC]"
     assert (recs["model_version"] == summary.published_version).all()

@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from .conftest import REPO
@@ -112,3 +113,75 @@ def test_cli_run_is_recorded_by_a_running_server(prefect_server, data_root):
     } <= keys
     gate_md = next(a for a in artifacts if a["key"] == "gate-decision")["data"]
     assert "PASSED" in gate_md
+
+
+def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root, tmp_path):
+    """As the UI's "Custom run" does: a served deployment, a non-default parameter."""
+    api, env = prefect_server
+    serve_env = env | {"PREFECT_API_URL": api, "RECS_DATA_ROOT": str(data_root)}
+    log = (tmp_path / "serve.log").open("w")
+    served = subprocess.Popen(
+        [sys.executable, "-m", "deployments.serve"],
+        cwd=REPO,
+        env=serve_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            listed = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+            if len(listed) == 3:  # serve registers them one by one
+                break
+            if served.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"serve did not register: {(tmp_path / 'serve.log').read_text()}"
+                )
+            time.sleep(1)
+        deployment = httpx.get(f"{api}/deployments/name/nightly/nightly", timeout=5).json()
+        form = deployment["parameter_openapi_schema"]
+        fields = form["definitions"]["NightlyParams"]["properties"]
+        assert fields["top_n"]["type"] == "integer" and fields["top_n"]["minimum"] == 1
+        assert fields["extraction"]["enum"] == ["full", "incremental"]
+        assert deployment["enforce_parameter_schema"] is True
+        (schedule,) = deployment["schedules"]
+        assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["active"]
+        assert deployment["global_concurrency_limit"]["limit"] == 1
+        assert {d["name"] for d in listed} == {"nightly", "monitor", "rollback"}
+
+        refused = httpx.post(
+            f"{api}/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": {"params": {"top_n": 0}}},
+            timeout=10,
+        )
+        assert refused.status_code == 409  # the form's bounds hold on the server too
+        run = httpx.post(
+            f"{api}/deployments/{deployment['id']}/create_flow_run",
+            json={
+                "parameters": {
+                    "params": {
+                        "top_n": 7,
+                        "data_root": str(data_root),
+                        "gate": {"min_lift": -1},
+                        "model": {"no_components": 16, "epochs": 5},
+                        "tuning": {"search": False},
+                        "num_threads": 1,
+                    }
+                }
+            },
+            timeout=10,
+        ).json()
+        deadline = time.monotonic() + 600
+        while True:
+            state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state_type"]
+            if state in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+                break
+            assert time.monotonic() < deadline, f"still {state}"
+            time.sleep(2)
+        assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
+        published = pq.read_table(data_root / "published" / "latest" / "recommendations.parquet")
+        assert max(published.column("rank").to_pylist()) == 7
+    finally:
+        served.terminate()
+        served.wait(timeout=60)
+        log.close()
