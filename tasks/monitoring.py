@@ -3,7 +3,8 @@
 The reference window is the last `reference_days` of the data the published model was
 trained on (up to the manifest's `data_until`); the current window is everything since.
 The decision to retrain has a memory (data/monitor/state.json): a cause that already
-triggered a retraining within `cooldown_hours` does not trigger another.
+triggered a retraining within `cooldown_hours`, or another feature of the same table
+(`cause_family`), does not trigger another.
 """
 
 from __future__ import annotations
@@ -279,7 +280,8 @@ def decide(
     recent = state.last_retrain_at is not None and now - state.last_retrain_at < timedelta(
         hours=cooldown_hours
     )
-    suppressed = [k for k in causes if recent and k in state.last_retrain_keys]
+    retrained_for = {cause_family(k) for k in state.last_retrain_keys} if recent else set()
+    suppressed = [k for k in causes if cause_family(k) in retrained_for]
     keys = [k for k in causes if k not in suppressed]
     return Decision(
         retrain=bool(keys),
@@ -289,6 +291,13 @@ def decide(
             f"{causes[k]} (retrained for it at {state.last_retrain_at})" for k in suppressed
         ],
     )
+
+
+def cause_family(key: str) -> str:
+    """What a cooldown holds back together: a table's features drift together (new users
+    move region first and birth year a day later; it is one change), so
+    `drift:users.region` and `drift:users.birth_year` are one family, `drift:users`."""
+    return key.split(".", 1)[0]
 
 
 def state_path(data_root: Path) -> Path:

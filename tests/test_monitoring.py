@@ -3,7 +3,6 @@ cooldown, the living store, and the monitor flow retraining through Prefect."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -13,18 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.monitor import MonitorParams, monitor
-from flows.nightly import nightly
-from flows.params import NightlyParams
 from tasks.demo_store import GroundTruth, ground_truth_path
 from tasks.demo_store.live import NEW_BRAND, NEW_REGION, PLACEMENT, advance_store
 from tasks.drift import DriftThresholds, FeatureDrift, numeric_drift, psi, share_drift, shares
-from tasks.gate import GateParams
 from tasks.live_metrics import variant_performance, wilson
-from tasks.models.lightfm_hybrid import LightFMParams
 from tasks.monitoring import LiveThresholds, MonitorState, PublishedState, decide
 from tasks.recommend import Experiment
-from tasks.tune import TuningParams
 
 from .conftest import REPO
 
@@ -220,41 +213,3 @@ def test_living_store_appends_days_and_scenarios(tmp_path, tiny_store_db):
     assert len(truth.user_actives) == len(users_now) and len(truth.product_appeal) == len(
         products_now
     )
-
-
-FAST = dict(
-    top_n=10,
-    model=LightFMParams(no_components=16, epochs=5),
-    tuning=TuningParams(search=False),
-    gate=GateParams(min_lift=-1.0, champion_tolerance=1.0, segment_tolerance=1.0),
-    num_threads=1,
-)
-
-
-def test_monitor_retrains_on_new_users_once_and_records_why(data_root):
-    params = NightlyParams(data_root=data_root, **FAST)
-    first = nightly(params)
-    # the tiny store has ~150 visitors in ten days: judge features from 50 rows on
-    watch = MonitorParams(nightly=params, retrain="inline", drift=DriftThresholds(min_rows=50))
-    quiet = monitor(watch)
-    assert quiet.windows.current_events == 0 and not quiet.decision.retrain
-
-    advance_store(data_root / "demo" / "store.db", 10, "new_users")
-    report = monitor(watch)
-    assert report.decision.retrain and "drift:users.region" in report.decision.cause_keys
-    region = next(d for d in report.drift if d.feature == "users.region")
-    assert region.top_changes[0]["value"] == "islands" and region.top_changes[0]["reference"] == 0
-    assert report.unknown["unknown_user_share"] >= 0.1
-    assert report.retraining.mode == "inline"
-    version = report.retraining.published_version
-    assert version and version != first.published_version
-    metrics = json.loads((data_root / "published" / "latest" / "metrics.json").read_text())
-    assert metrics["trigger"] == "monitoring: " + "; ".join(report.decision.causes)
-    assert "users.region drifted" in metrics["trigger"]
-    page = report.report.read_text()
-    assert "data:image/png;base64," in page and "RETRAIN" in page
-
-    again = monitor(watch)
-    assert again.published_version == version and not again.decision.retrain
-    state = json.loads((data_root / "monitor" / "state.json").read_text())
-    assert state["retrains"] == 1 and "drift:users.region" in state["last_retrain_keys"]

@@ -41,6 +41,9 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(n_users=300, n_products=80, n_brands=12, months=6, visits_per_user_month=1.6),
+    "small": Preset(
+        n_users=1_500, n_products=200, n_brands=20, months=8, visits_per_user_month=1.0
+    ),
     "demo": Preset(
         n_users=5_000, n_products=600, n_brands=40, months=18, visits_per_user_month=0.8
     ),

@@ -3,10 +3,14 @@
 Customers keep shopping as the generator made them (the same ground-truth preferences,
 category habits and funnel), and they now also see the recommendations currently
 published: on each visit a customer looks at their top `shown` products and opens each
-with a probability that grows with their hidden affinity for it; an opened product goes
-through the same funnel as any other (view, cart, purchase, review). So good
-recommendations raise purchases and poor ones do not, which is what monitoring and the
-A/B test measure.
+with probability OPEN_RECOMMENDATION × σ(affinity − own find), where "own find" is what
+they would come across browsing by themselves (the log-sum-exp of their affinity for
+N_CANDIDATES products drawn by appeal, as the generator's browsing draws them). That is
+the generator's own choice model (Gumbel noise on the same affinity scale): a shown
+product wins when it beats what the customer would have found anyway, so a list of
+everyone's best sellers gains little and a list that knows the customer gains more. An
+opened product goes through the same funnel as any other (view, cart, purchase, review),
+which is what monitoring and the A/B test measure.
 
 Drift scenarios (`--scenario`):
 - `launch`: a new brand launches a product line (a tenth of the catalogue) with strong
@@ -35,11 +39,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from scipy.special import logsumexp
 
 from tasks.demo_store import catalog
 from tasks.demo_store.generate import (
     DAY,
     LATENT_DIM,
+    N_CANDIDATES,
     GroundTruth,
     _choose_products,
     _funnel,
@@ -53,13 +59,13 @@ Scenario = Literal["none", "launch", "season", "new_users"]
 SCENARIOS: tuple[str, ...] = ("none", "launch", "season", "new_users")
 
 VISITS_PER_USER_DAY = 0.03  # about one visit a month per customer
-OPEN_RECOMMENDATION = 0.12  # P(open a shown product) = this × interest(affinity)
+OPEN_RECOMMENDATION = 0.5  # P(open a shown product) = this × σ(affinity − own find)
 REPURCHASE = 0.45  # P(a consumable is bought again when its category's cycle comes round)
 REVIEW_LAG_DAYS = 12  # as the generator's funnel: a review comes 12 days after a purchase
 PLACEMENT = "recommendations"  # events.placement of what was opened from the shelf
 NEW_REGION = "islands"
 NEW_BRAND = "Novaskin"
-SEASON_SHIFT = {"sunscreen": 1.6, "face oil": -1.0, "lip balm": -0.8}  # log-weight shifts
+SEASON_SHIFT = {"sunscreen": 2.0, "face oil": -1.4, "lip balm": -1.4}  # log-weight shifts
 
 
 @dataclass
@@ -327,7 +333,8 @@ def advance_store(
         pair_product = rec_product[np.repeat(rec_start[who], counts) + offsets]
         pair_at = np.repeat(at, counts) + 30
         pair_affinity = truth.affinity(pair_user, pair_product)
-        interest = 1 / (1 + np.exp(-(pair_affinity - 1.0)))
+        own = np.repeat(_own_find(rng, truth, hidden, who), counts)
+        interest = 1 / (1 + np.exp(-(pair_affinity - own)))
         opened = (rng.random(len(pair_user)) < OPEN_RECOMMENDATION * interest) & in_stock[
             pair_product
         ]
@@ -356,6 +363,18 @@ def advance_store(
         products_added=len(new_products),
         recommendation_opens=opens,
     )
+
+
+def _own_find(
+    rng: np.random.Generator, truth: GroundTruth, hidden: dict, who: np.ndarray
+) -> np.ndarray:
+    """What each visitor would find browsing on their own, on the generator's choice scale:
+    the log-sum-exp of their affinity for N_CANDIDATES products drawn by appeal. A shown
+    product wins their attention over that with the logit probability σ(affinity − this)."""
+    proposal = np.exp(hidden["appeal"] - hidden["appeal"].max())
+    proposal /= proposal.sum()
+    candidates = rng.choice(len(proposal), size=(len(who), N_CANDIDATES), p=proposal)
+    return logsumexp(truth.affinity(who[:, None], candidates), axis=1)
 
 
 def _habits(
