@@ -107,7 +107,12 @@ class MonitorReport(BaseModel):
                 f"revenue/user {p.revenue_per_user.value:.2f}"
             )
         for u in self.uplift:
-            lines.append(f"  uplift {u.metric}: {u.difference:+.4f} [{u.low:+.4f}, {u.high:+.4f}]")
+            needed = f"{u.visitors_needed:,}" if u.visitors_needed else "n/a"
+            lines.append(
+                f"  uplift {u.metric}: {u.difference:+.4f} [{u.low:+.4f}, {u.high:+.4f}]"
+                f"{' significant' if u.significant else ''}; detectable ±{u.mde:.4f}, "
+                f"visitors needed {needed}"
+            )
         lines.append("decision: " + ("RETRAIN" if self.decision.retrain else "no retraining"))
         lines += [f"  - {c}" for c in self.decision.causes]
         lines += [f"  - held back: {c}" for c in self.decision.suppressed]

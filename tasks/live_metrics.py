@@ -13,6 +13,9 @@ lists (`model`, and `control` when an A/B share is set):
 - catalog_coverage: share of the catalogue that appears in the variant's lists.
 Confidence intervals are 95%: Wilson for shares, normal for means, and for the model's
 uplift over control the normal interval of the difference (unpooled, Welch for means).
+With each uplift comes its power: the minimum detectable effect (the difference these
+counts would detect 80% of the time) and the visitors, in the same split, needed to detect
+the observed difference so; a test that has not reached them is undecided, not negative.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pydantic import BaseModel
 from scipy import stats
 
 Z = float(stats.norm.ppf(0.975))
+POWER_Z = float(stats.norm.ppf(0.8))  # the minimum detectable effect is at 80% power
 SHARES = ("click_through", "conversion", "hit_rate")
 
 
@@ -54,6 +58,8 @@ class Uplift(BaseModel):
     low: float
     high: float
     relative: float | None
+    mde: float  # the smallest difference these visitor counts detect (95%, 80% power)
+    visitors_needed: int | None  # visitors (same split) to detect this difference so
 
     @property
     def significant(self) -> bool:
@@ -166,6 +172,9 @@ def uplift(model: VariantPerformance, control: VariantPerformance) -> list[Uplif
         else:  # the intervals' half-widths are Z · sd / sqrt(n)
             se = np.sqrt(((a.high - a.low) / (2 * Z)) ** 2 + ((b.high - b.low) / (2 * Z)) ** 2)
         difference = a.value - b.value
+        mde = (Z + POWER_Z) * se
+        # se shrinks with the square root of the visitors: scale them to make mde = |difference|
+        scale = (mde / abs(difference)) ** 2 if difference else None
         rows.append(
             Uplift(
                 metric=metric,
@@ -175,6 +184,8 @@ def uplift(model: VariantPerformance, control: VariantPerformance) -> list[Uplif
                 low=difference - Z * se,
                 high=difference + Z * se,
                 relative=difference / b.value if b.value else None,
+                mde=float(mde),
+                visitors_needed=int(np.ceil(scale * (a.n + b.n))) if scale else None,
             )
         )
     return rows

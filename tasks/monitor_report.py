@@ -137,6 +137,8 @@ def uplift_rows(lift: list[Uplift]) -> list[dict]:
             "difference [95% CI]": f"{u.difference:+.4f} [{u.low:+.4f}, {u.high:+.4f}]",
             "relative": "n/a" if u.relative is None else f"{u.relative:+.1%}",
             "significant": u.significant,
+            "detectable (80% power)": f"±{u.mde:.4f}",
+            "visitors needed": "n/a" if u.visitors_needed is None else f"{u.visitors_needed:,}",
         }
         for u in lift
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,6 +12,8 @@ import time
 import httpx
 import pyarrow.parquet as pq
 import pytest
+
+from tasks.demo_store.live import advance_store
 
 from .conftest import REPO
 
@@ -115,8 +118,66 @@ def test_cli_run_is_recorded_by_a_running_server(prefect_server, data_root):
     assert "PASSED" in gate_md
 
 
+def test_prefect_deploy_registers_the_work_pool_deployments(prefect_server):
+    """The production path: `prefect deploy --all` of deployments/prefect.yaml, from the root."""
+    api, env = prefect_server
+    env = env | {"PREFECT_API_URL": api}
+    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
+    for command in (
+        ["work-pool", "create", "recs-process", "--type", "process"],
+        ["deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+    ):
+        result = subprocess.run(
+            prefect + command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    listed = call("POST", f"{api}/deployments/filter", json={}).json()
+    by_name = {d["name"]: d for d in listed}
+    assert set(by_name) == {"nightly", "monitor", "rollback"}
+    for deployment in listed:
+        assert deployment["work_pool_name"] == "recs-process"
+        assert deployment["enforce_parameter_schema"] is True
+        # a process worker starts each run in a temporary folder: it must move into the checkout
+        (step,) = deployment["pull_steps"]
+        assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(REPO)
+    nightly = by_name["nightly"]
+    (schedule,) = nightly["schedules"]
+    assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"]
+    assert nightly["global_concurrency_limit"]["limit"] == 1
+    assert nightly["entrypoint"] == "flows/nightly.py:nightly"
+    assert by_name["rollback"]["schedules"] == []
+
+
+def call(method: str, url: str, **kwargs) -> httpx.Response:
+    """One API call; a busy SQLite server may answer 5xx (database locked): try again."""
+    for attempt in range(5):
+        try:
+            response = httpx.request(method, url, timeout=kwargs.pop("timeout", 10), **kwargs)
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
+            continue
+        if response.status_code < 500 or attempt == 4:
+            return response
+        time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _wait(api: str, flow_run_id: str, timeout: float = 600) -> str:
+    """The flow run's final state type."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = call("GET", f"{api}/flow_runs/{flow_run_id}").json()["state_type"]
+        if state in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return state
+        assert time.monotonic() < deadline, f"still {state}"
+        time.sleep(2)
+
+
 def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root, tmp_path):
-    """As the UI's "Custom run" does: a served deployment, a non-default parameter."""
+    """As the UI's "Custom run" does: a served deployment, a non-default parameter; then the
+    served monitor notices new users and retrains through the nightly deployment."""
     api, env = prefect_server
     serve_env = env | {"PREFECT_API_URL": api, "RECS_DATA_ROOT": str(data_root)}
     log = (tmp_path / "serve.log").open("w")
@@ -130,7 +191,7 @@ def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root
     try:
         deadline = time.monotonic() + 120
         while True:
-            listed = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+            listed = call("POST", f"{api}/deployments/filter", json={}).json()
             if len(listed) == 3:  # serve registers them one by one
                 break
             if served.poll() is not None or time.monotonic() > deadline:
@@ -138,7 +199,7 @@ def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root
                     f"serve did not register: {(tmp_path / 'serve.log').read_text()}"
                 )
             time.sleep(1)
-        deployment = httpx.get(f"{api}/deployments/name/nightly/nightly", timeout=5).json()
+        deployment = call("GET", f"{api}/deployments/name/nightly/nightly").json()
         form = deployment["parameter_openapi_schema"]
         fields = form["definitions"]["NightlyParams"]["properties"]
         assert fields["top_n"]["type"] == "integer" and fields["top_n"]["minimum"] == 1
@@ -149,38 +210,71 @@ def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root
         assert deployment["global_concurrency_limit"]["limit"] == 1
         assert {d["name"] for d in listed} == {"nightly", "monitor", "rollback"}
 
-        refused = httpx.post(
+        refused = call(
+            "POST",
             f"{api}/deployments/{deployment['id']}/create_flow_run",
             json={"parameters": {"params": {"top_n": 0}}},
             timeout=10,
         )
         assert refused.status_code == 409  # the form's bounds hold on the server too
-        run = httpx.post(
+        run_params = {
+            "top_n": 7,
+            "data_root": str(data_root),
+            "gate": {"min_lift": -1, "champion_tolerance": 1.0, "segment_tolerance": 1.0},
+            "model": {"no_components": 16, "epochs": 5},
+            "tuning": {"search": False},
+            "num_threads": 1,
+        }
+        response = call(
+            "POST",
             f"{api}/deployments/{deployment['id']}/create_flow_run",
-            json={
-                "parameters": {
-                    "params": {
-                        "top_n": 7,
-                        "data_root": str(data_root),
-                        "gate": {"min_lift": -1},
-                        "model": {"no_components": 16, "epochs": 5},
-                        "tuning": {"search": False},
-                        "num_threads": 1,
-                    }
-                }
-            },
+            json={"parameters": {"params": run_params}},
             timeout=10,
-        ).json()
-        deadline = time.monotonic() + 600
-        while True:
-            state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state_type"]
-            if state in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-                break
-            assert time.monotonic() < deadline, f"still {state}"
-            time.sleep(2)
+        )
+        assert response.status_code == 201, response.text
+        run = response.json()
+        state = _wait(api, run["id"])
         assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
         published = pq.read_table(data_root / "published" / "latest" / "recommendations.parquet")
         assert max(published.column("rank").to_pylist()) == 7
+
+        # The world changes; the served `monitor` retrains through Prefect: a run of the
+        # `nightly` deployment, named and tagged for it, with the reason in its parameters.
+        advance_store(data_root / "demo" / "store.db", 10, "new_users")
+        monitor_deployment = call("GET", f"{api}/deployments/name/monitor/monitor").json()
+        watch = {
+            "nightly": run_params | {"top_n": 5},
+            "retrain": "deployment",
+            "drift": {"min_rows": 50},
+        }
+        response = call(
+            "POST",
+            f"{api}/deployments/{monitor_deployment['id']}/create_flow_run",
+            json={"parameters": {"params": watch}},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        watched = response.json()
+        assert _wait(api, watched["id"]) == "COMPLETED", (tmp_path / "serve.log").read_text()[
+            -3000:
+        ]
+        (retrain,) = call(
+            "POST",
+            f"{api}/flow_runs/filter",
+            json={"flow_runs": {"tags": {"all_": ["retrain"]}}},
+            timeout=10,
+        ).json()
+        assert retrain["deployment_id"] == deployment["id"]
+        assert retrain["name"].startswith("retrain: monitoring: ")
+        reason = retrain["parameters"]["params"]["reason"]
+        assert "users.region drifted" in reason
+        assert _wait(api, retrain["id"]) == "COMPLETED", (tmp_path / "serve.log").read_text()[
+            -3000:
+        ]
+        metrics = json.loads((data_root / "published" / "latest" / "metrics.json").read_text())
+        assert metrics["trigger"] == reason
+        published = pq.read_table(data_root / "published" / "latest" / "recommendations.parquet")
+        assert max(published.column("rank").to_pylist()) == 5
     finally:
         served.terminate()
         served.wait(timeout=60)

@@ -47,6 +47,9 @@ PRESETS: dict[str, Preset] = {
     "demo": Preset(
         n_users=5_000, n_products=600, n_brands=40, months=18, visits_per_user_month=0.8
     ),
+    "medium": Preset(  # the A/B benchmark: enough control visitors in two weeks
+        n_users=50_000, n_products=2_000, n_brands=100, months=12, visits_per_user_month=0.8
+    ),
     "large": Preset(
         n_users=500_000,
         n_products=20_000,

@@ -508,6 +508,25 @@ def _append(
     os.replace(partial, target)
 
 
+def list_truth(db_path: Path, lists: pd.DataFrame, shown: int = 10) -> dict[str, dict]:
+    """What the hidden ground truth says of published lists, per variant: the mean affinity
+    of the top `shown` products, and their mean choice weight exp(affinity) (what a shown
+    product's chance of being opened grows with, in the logit choice the shelf follows).
+    For the simulator's checks; a real shop has no ground truth."""
+    with sqlite3.connect(db_path) as connection:
+        users = pd.read_sql("SELECT user_id FROM users ORDER BY rowid", connection)
+        products = pd.read_sql("SELECT product_id FROM products ORDER BY rowid", connection)
+    lists = lists[lists["rank"] <= shown]
+    variant = lists["variant"] if "variant" in lists else pd.Series("model", index=lists.index)
+    affinity = GroundTruth.load(ground_truth_path(db_path)).affinity(
+        pd.Index(users["user_id"]).get_indexer(lists["user_id"]),
+        pd.Index(products["product_id"]).get_indexer(lists["product_id"]),
+    )
+    frame = pd.DataFrame({"affinity": affinity, "choice_weight": np.exp(affinity)}, lists.index)
+    means = frame.groupby(variant.to_numpy()).mean().round(4)
+    return {str(name): row.to_dict() for name, row in means.iterrows()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.demo_store.live", description=__doc__)
     parser.add_argument("--db", type=Path, default=Path("data/demo/store.db"))
