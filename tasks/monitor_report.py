@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from pathlib import Path
 
 import matplotlib
@@ -207,6 +208,4 @@ def _markdown_table(rows: list[dict]) -> str:
 
 
 def _json(report: dict) -> str:
-    import json
-
     return json.dumps(report, indent=2, default=str)

@@ -221,8 +221,9 @@ def measure_live_performance(
 ) -> tuple[list[VariantPerformance], list[Uplift]]:
     """Click-through, conversion, hit rate, revenue and satisfaction per A/B variant."""
     lists = pd.read_parquet(published.recommendations)
-    events = pd.read_parquet(snapshot.tables["events"])
-    current = events[events["occurred_at"] > pd.Timestamp(published.data_until)]
+    since = pd.Timestamp(published.data_until)
+    # only the window's rows are read (pyarrow skips row groups that end before it)
+    current = pd.read_parquet(snapshot.tables["events"], filters=[("occurred_at", ">", since)])
     performance = variant_performance(
         lists, current, dataset.events.transaction_types, snapshot.counts["products"], shown
     )

@@ -48,7 +48,7 @@ PRESETS: dict[str, Preset] = {
         n_users=5_000, n_products=600, n_brands=40, months=18, visits_per_user_month=0.8
     ),
     "medium": Preset(  # the A/B benchmark: enough control visitors in two weeks
-        n_users=50_000, n_products=2_000, n_brands=100, months=12, visits_per_user_month=0.8
+        n_users=100_000, n_products=2_000, n_brands=100, months=12, visits_per_user_month=0.8
     ),
     "large": Preset(
         n_users=500_000,
