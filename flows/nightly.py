@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from flows.cli import parse_params
 from flows.params import NightlyParams
 from tasks.central import commit_central
+from tasks.data_report import write_data_report
 from tasks.dataset import DatasetSpec
 from tasks.evaluate import evaluate_candidates
 from tasks.extract import IntegrationError, extract
@@ -42,6 +43,7 @@ class RunSummary(BaseModel):
     quarantined: dict[str, int] = {}
     row_accounting: dict[str, dict] = {}
     data_docs: Path | None = None
+    data_report: Path | None = None
     new_events: int = 0
     already_ingested: int = 0
     ignored_event_types: dict[str, int] = {}
@@ -75,6 +77,8 @@ class RunSummary(BaseModel):
             lines.append(line + (f" ({reasons})" if reasons else ""))
         if self.data_docs:
             lines.append(f"data docs: {self.data_docs / 'index.html'}")
+        if self.data_report:
+            lines.append(f"data report: {self.data_report}")
         if self.ignored_event_types:
             lines.append(
                 f"event types ignored (no weight in dataset.toml): {self.ignored_event_types}"
@@ -128,6 +132,7 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B00
         snapshot.high_water_mark,
         snapshot.sources,
     )
+    data_report = write_data_report(snapshot, dataset, run)
     split = split_events(snapshot, dataset, run, params.holdout_gap_hours, params.split_cutoff)
     # Behaviour features per stage, each from that stage's training events only.
     features = {
@@ -187,6 +192,7 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B00
         quarantined=snapshot.quarantined,
         row_accounting={t: a.model_dump() for t, a in validation.accounts.items()},
         data_docs=validation.data_docs,
+        data_report=data_report.path,
         new_events=snapshot.n_new_events,
         already_ingested=snapshot.n_already_ingested,
         ignored_event_types=snapshot.ignored_event_types,

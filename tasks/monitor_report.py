@@ -6,30 +6,18 @@ data/monitor/<run_id>/drift_report.html.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-matplotlib.use("Agg")  # no screen: render to memory
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from prefect import task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
-
-from tasks.drift import FeatureDrift  # noqa: E402
-from tasks.live_metrics import SHARES, Uplift, VariantPerformance  # noqa: E402
-
-
-def _png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+from tasks.drift import FeatureDrift
+from tasks.live_metrics import SHARES, Uplift, VariantPerformance
+from tasks.report_html import html_table, png
 
 
 def drift_figure(row: FeatureDrift) -> str:
@@ -55,7 +43,7 @@ def drift_figure(row: FeatureDrift) -> str:
         fontsize=9,
     )
     axes.legend(fontsize=8)
-    return _png(figure)
+    return png(figure)
 
 
 def live_figure(performance: list[VariantPerformance]) -> str:
@@ -79,18 +67,7 @@ def live_figure(performance: list[VariantPerformance]) -> str:
     axes.set_ylabel("share of visitors (95% CI)")
     axes.set_title("live performance of the published lists", fontsize=9)
     axes.legend(fontsize=8)
-    return _png(figure)
-
-
-def _table(rows: list[dict]) -> str:
-    if not rows:
-        return "<p>none</p>"
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return png(figure)
 
 
 def drift_rows(drift: list[FeatureDrift]) -> list[dict]:
@@ -169,14 +146,14 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%}}figure{{display:inli
 window {html.escape(str(report["windows"]["reference_start"]))} →
 {html.escape(str(report["windows"]["data_until"]))} ({report["windows"]["reference_events"]:,}
 events), current window since then ({report["windows"]["current_events"]:,} events).</p>
-<h2>Decision</h2>{_table([{"cause": c} for c in decision["causes"]])}
+<h2>Decision</h2>{html_table([{"cause": c} for c in decision["causes"]])}
 <p>Held back by the cooldown: {html.escape("; ".join(decision["suppressed"]) or "nothing")}</p>
 <p>Retraining: {html.escape(str(report.get("retraining") or "not started"))}</p>
-<h2>Unknown users and products</h2>{_table([report["unknown"]])}
-<h2>Live performance</h2>{_table(performance_rows(performance))}
+<h2>Unknown users and products</h2>{html_table([report["unknown"]])}
+<h2>Live performance</h2>{html_table(performance_rows(performance))}
 {f'<img alt="live performance" src="data:image/png;base64,{live_png}">' if live_png else ""}
-<h2>A/B test: model against control</h2>{_table(uplift_rows(lift))}
-<h2>Drift per feature</h2>{_table(drift_rows(drift))}
+<h2>A/B test: model against control</h2>{html_table(uplift_rows(lift))}
+<h2>Drift per feature</h2>{html_table(drift_rows(drift))}
 {figures}
 </body></html>"""
     page_path = folder / "drift_report.html"
