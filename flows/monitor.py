@@ -38,6 +38,7 @@ from tasks.monitoring import (
     save_state,
 )
 from tasks.run_context import RunFolder
+from tasks.run_index import write_index
 
 
 class MonitorParams(BaseModel):
@@ -206,6 +207,7 @@ def monitor(params: MonitorParams = MonitorParams()) -> MonitorReport:  # noqa: 
         save_state(data_root, remember_retrain(state, decision, published.version))
         report.retraining = retrain(params, reason)
     report.report = write_monitor_report(report.model_dump(mode="json"), drift, run.path)
+    write_index(data_root)
     return report
 
 

@@ -18,12 +18,14 @@ from tasks.central import commit_central
 from tasks.data_report import write_data_report
 from tasks.dataset import DatasetSpec
 from tasks.evaluate import evaluate_candidates
+from tasks.evaluation_report import write_evaluation_report
 from tasks.extract import IntegrationError, extract
 from tasks.features import build_features
 from tasks.gate import CHAMPION, gate
 from tasks.publish import model_version, publish, published_data_counts
 from tasks.registry import current_champion, promote_champion, register_model
 from tasks.run_context import RunFolder
+from tasks.run_index import write_index
 from tasks.run_report import metrics_document, write_run_metrics
 from tasks.sources import SourceError
 from tasks.split import split_events
@@ -44,6 +46,7 @@ class RunSummary(BaseModel):
     row_accounting: dict[str, dict] = {}
     data_docs: Path | None = None
     data_report: Path | None = None
+    evaluation_report: Path | None = None
     new_events: int = 0
     already_ingested: int = 0
     ignored_event_types: dict[str, int] = {}
@@ -79,6 +82,8 @@ class RunSummary(BaseModel):
             lines.append(f"data docs: {self.data_docs / 'index.html'}")
         if self.data_report:
             lines.append(f"data report: {self.data_report}")
+        if self.evaluation_report:
+            lines.append(f"evaluation report: {self.evaluation_report}")
         if self.ignored_event_types:
             lines.append(
                 f"event types ignored (no weight in dataset.toml): {self.ignored_event_types}"
@@ -211,6 +216,7 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B00
         data_fingerprint=snapshot.fingerprint,
     )
     if not decision.passed:
+        summary.evaluation_report = write_evaluation_report(document, snapshot, dataset, run).path
         created_at = datetime.now(UTC)
         register_model(
             model_path=candidates[BLEND].vectors,
@@ -220,6 +226,7 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B00
             created_at=created_at,
             **registration,
         )
+        write_index(params.data_root)
         raise GateRefusedError(summary.render())
 
     # The gate judged the model trained without the test purchases; the published one
@@ -249,10 +256,14 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B00
         **registration,
     )
     promote_champion(params.data_root, publication.version)
+    summary.evaluation_report = write_evaluation_report(
+        document, snapshot, dataset, run, publication.recommendations
+    ).path
     summary.published_version = publication.version
     summary.published_path = publication.recommendations
     summary.users_per_tier = publication.users_per_tier
     summary.catalog_coverage_per_tier = publication.catalog_coverage_per_tier
+    write_index(params.data_root)
     return summary
 
 
