@@ -96,3 +96,19 @@ def test_a_refused_run_still_explains_itself(data_root):
     assert "gate REFUSED" in page and "Nothing was published" in page
     assert str(report) in str(refused.value)
     assert "gate refused" in (data_root / "index.html").read_text()
+
+
+def test_screenshot_script_fails_on_console_errors(tmp_path):
+    import shutil
+
+    from benchmarks.screenshot_report import screenshot
+
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium package is not installed")
+    good = tmp_path / "good.html"
+    good.write_text("<!doctype html><html><body><h1>fine</h1></body></html>")
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><script>console.error("boom")</script></body></html>')
+    ok = screenshot(good, tmp_path / "good.png")
+    assert ok["console_errors"] == [] and (tmp_path / "good.png").read_bytes()[:4] == b"\x89PNG"
+    assert screenshot(bad, tmp_path / "bad.png")["console_errors"] == ["boom"]
