@@ -46,6 +46,15 @@ def drift_figure(row: FeatureDrift) -> str:
     return png(figure)
 
 
+def plotted_values(row: FeatureDrift) -> int:
+    """How many non-zero bars the feature's figure draws, on both sides."""
+    if row.histogram:
+        return int(np.count_nonzero(row.histogram["reference"])) + int(
+            np.count_nonzero(row.histogram["current"])
+        )
+    return sum(bool(c["reference"]) + bool(c["current"]) for c in row.top_changes)
+
+
 def live_figure(performance: list[VariantPerformance]) -> str:
     """Each share with its 95% interval, one bar per variant."""
     figure, axes = plt.subplots(figsize=(6.4, 2.8))
@@ -131,8 +140,9 @@ def write_monitor_report(report: dict, drift: list[FeatureDrift], folder: Path) 
     verdict = "RETRAIN" if decision["retrain"] else "no retraining"
     (folder / "report.json").write_text(_json(report))
     figures = "".join(
-        f'<figure><img alt="{html.escape(r.feature)}" src="data:image/png;base64,'
-        f'{drift_figure(r)}"></figure>'
+        f'<figure data-name="{html.escape(r.feature)}" data-values="{plotted_values(r)}">'
+        f'<img alt="{html.escape(r.feature)}" src="data:image/png;base64,{drift_figure(r)}">'
+        "</figure>"
         for r in drift
     )
     live_png = live_figure(performance) if performance else None

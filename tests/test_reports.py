@@ -12,6 +12,8 @@ import pytest
 from flows.monitor import MonitorParams, monitor
 from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
+from tasks.demo_store.live import advance_store
+from tasks.drift import DriftThresholds
 from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
 from tasks.tune import TuningParams
@@ -41,7 +43,7 @@ def _params(data_root, **overrides) -> NightlyParams:
 def _figures(page: str) -> dict[str, int]:
     """name → number of plotted values, for every embedded figure."""
     figures = re.findall(
-        r'<figure data-name="(\w+)" data-values="(\d+)"><img alt="[^"]+" '
+        r'<figure data-name="([\w. ]+)" data-values="(\d+)"><img alt="[^"]+" '
         r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"',
         page,
     )
@@ -77,7 +79,17 @@ def test_every_report_has_its_figures_with_data_and_is_indexed(data_root):
     for page in (data_page, evaluation):
         assert "http://" not in page and "https://" not in page  # opens offline
 
-    watched = monitor(MonitorParams(nightly=_params(data_root), retrain="off"))
+    advance_store(data_root / "demo" / "store.db", 10, "new_users")
+    watched = monitor(
+        MonitorParams(nightly=_params(data_root), retrain="off", drift=DriftThresholds(min_rows=50))
+    )
+    drift_page = watched.report.read_text()
+    plotted = _figures(drift_page)
+    assert set(plotted) == {d.feature for d in watched.drift}
+    assert min(plotted.values()) > 0, plotted
+    for row in watched.drift:  # each feature's statistic and threshold, beside its plot
+        cells = f"<td>{row.feature}</td><td>{row.statistic}</td><td>{row.value}</td>"
+        assert cells + f"<td>{row.threshold}</td>" in drift_page, row.feature
     index = (data_root / "index.html").read_text()
     run = summary.run_id
     assert f'href="runs/{run}/reports/data_report.html"' in index
