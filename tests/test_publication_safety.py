@@ -61,7 +61,9 @@ def test_sigkill_during_publication_never_breaks_latest(tmp_path):
         assert table.num_rows == manifest["row_count"] > 0
         assert len(published_versions(root)) <= KEEP + 1  # a kill may land before pruning
     assert interrupted_writes >= 3, "the kills should land in the middle of writes"
-    publish_once(root, 999, KEEP)  # the next publication clears what the kills left
+    # The next publication clears what the kills left. Versions sort by their second, then
+    # their hash: within the loop's last second, this one must be the newest by name too.
+    publish_once(root, 16**10 - 1, KEEP)
     assert not any(root.glob(".staging-*"))
     assert len(published_versions(root)) == KEEP
 
