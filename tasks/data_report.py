@@ -27,16 +27,10 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
 from tasks.dataset import DatasetSpec
-from tasks.report_html import html_table, img, page, png
+from tasks.report_html import Figure, figure_sections, html_table, png, write_page
 from tasks.run_context import RunFolder, Snapshot
 
 TOP_PER_SEGMENT = 5
-
-
-class Figure(BaseModel):
-    name: str
-    title: str
-    values: int  # how many values it plots (0 = nothing to show)
 
 
 class DataReport(BaseModel):
@@ -215,13 +209,8 @@ def write_data_report(snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder) 
         f"<p>{len(users):,} customers, {len(products):,} products, {len(events):,} events "
         f"({len(purchases):,} purchases) after validation.</p>",
     ]
-    figures = []
-    for name, title, (encoded, values) in sections:
-        figures.append(Figure(name=name, title=title, values=values))
-        body.append(
-            f"<h2>{html.escape(title)}</h2>"
-            f'<figure data-name="{name}" data-values="{values}">{img(title, encoded)}</figure>'
-        )
+    figures, drawn = figure_sections(sections)
+    body.append(drawn)
     if segment:
         body.append(f"<h2>Top products per {html.escape(segment)}</h2>")
         body.append(
@@ -229,10 +218,9 @@ def write_data_report(snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder) 
                 top_products(purchases, users, products, segment, dataset.publishing.name_column)
             )
         )
-    folder = run.path / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "data_report.html"
-    path.write_text(page(f"Data report {run.run_id}", "".join(body)))
+    path = write_page(
+        run.path / "reports", "data_report.html", f"Data report {run.run_id}", "".join(body)
+    )
     create_markdown_artifact(
         key="data-report",
         markdown=f"## Data report\n\n`{path}`\n\n"

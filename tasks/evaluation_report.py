@@ -24,9 +24,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
-from tasks.data_report import Figure
 from tasks.dataset import DatasetSpec
-from tasks.report_html import html_table, img, page, png
+from tasks.report_html import Figure, figure_sections, html_table, png, write_page
 from tasks.run_context import RunFolder, Snapshot
 
 CURVES = ("NDCG", "HR", "precision", "recall")
@@ -217,17 +216,13 @@ def write_evaluation_report(
         ]
     else:
         tail.append("<p>Nothing was published in this run: the lists are not shown.</p>")
-    figures = []
-    for name, title, (encoded, values) in sections:
-        figures.append(Figure(name=name, title=title, values=values))
-        body.append(
-            f"<h2>{html.escape(title)}</h2>"
-            f'<figure data-name="{name}" data-values="{values}">{img(title, encoded)}</figure>'
-        )
-    folder = run.path / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "evaluation_report.html"
-    path.write_text(page(f"Evaluation {run.run_id}", "".join(body + tail)))
+    figures, drawn = figure_sections(sections)
+    path = write_page(
+        run.path / "reports",
+        "evaluation_report.html",
+        f"Evaluation {run.run_id}",
+        "".join([*body, drawn, *tail]),
+    )
     create_markdown_artifact(
         key="evaluation-report",
         markdown=f"## Evaluation: gate {verdict}\n\n`{path}`\n\n"

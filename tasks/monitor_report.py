@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.drift import FeatureDrift
 from tasks.live_metrics import SHARES, Uplift, VariantPerformance
-from tasks.report_html import html_table, png
+from tasks.report_html import figure_html, html_table, png
 
 
 def drift_figure(row: FeatureDrift) -> str:
@@ -140,10 +140,7 @@ def write_monitor_report(report: dict, drift: list[FeatureDrift], folder: Path) 
     verdict = "RETRAIN" if decision["retrain"] else "no retraining"
     (folder / "report.json").write_text(_json(report))
     figures = "".join(
-        f'<figure data-name="{html.escape(r.feature)}" data-values="{plotted_values(r)}">'
-        f'<img alt="{html.escape(r.feature)}" src="data:image/png;base64,{drift_figure(r)}">'
-        "</figure>"
-        for r in drift
+        figure_html(r.feature, r.feature, drift_figure(r), plotted_values(r)) for r in drift
     )
     live_png = live_figure(performance) if performance else None
     page = f"""<!doctype html><html><head><meta charset="utf-8">

@@ -164,6 +164,17 @@ def call(method: str, url: str, **kwargs) -> httpx.Response:
     raise AssertionError("unreachable")
 
 
+def _start(api: str, deployment_id: str, params: dict) -> str:
+    """A Custom run of the deployment, as the UI's form submits it; its flow run id."""
+    response = call(
+        "POST",
+        f"{api}/deployments/{deployment_id}/create_flow_run",
+        json={"parameters": {"params": params}},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 def _wait(api: str, flow_run_id: str, timeout: float = 600) -> str:
     """The flow run's final state type."""
     deadline = time.monotonic() + timeout
@@ -225,15 +236,7 @@ def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root
             "tuning": {"search": False},
             "num_threads": 1,
         }
-        response = call(
-            "POST",
-            f"{api}/deployments/{deployment['id']}/create_flow_run",
-            json={"parameters": {"params": run_params}},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
-        run = response.json()
-        state = _wait(api, run["id"])
+        state = _wait(api, _start(api, deployment["id"], run_params))
         assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
         published = pq.read_table(data_root / "published" / "latest" / "recommendations.parquet")
         assert max(published.column("rank").to_pylist()) == 7
@@ -247,17 +250,8 @@ def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root
             "retrain": "deployment",
             "drift": {"min_rows": 50},
         }
-        response = call(
-            "POST",
-            f"{api}/deployments/{monitor_deployment['id']}/create_flow_run",
-            json={"parameters": {"params": watch}},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
-        watched = response.json()
-        assert _wait(api, watched["id"]) == "COMPLETED", (tmp_path / "serve.log").read_text()[
-            -3000:
-        ]
+        state = _wait(api, _start(api, monitor_deployment["id"], watch))
+        assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
         (retrain,) = call(
             "POST",
             f"{api}/flow_runs/filter",

@@ -138,6 +138,17 @@ def _weights_matrix(
     return matrix
 
 
+def category_actives_weights() -> np.ndarray:
+    """(category, ingredient) weights of drawing an active: 3 for the category's typical
+    actives, 0.15 for the rest (categories in catalog.CATEGORIES order)."""
+    categories = tuple(catalog.CATEGORIES)
+    weights = np.full((len(categories), len(catalog.INGREDIENTS)), 0.15)
+    for i, name in enumerate(categories):
+        for active in catalog.CATEGORIES[name][3]:
+            weights[i, catalog.INGREDIENTS.index(active)] = 3.0
+    return weights
+
+
 def _gumbel_top_k(rng: np.random.Generator, log_weights: np.ndarray, k: int) -> np.ndarray:
     """Sample k distinct columns per row with probability ∝ exp(log_weights)."""
     noisy = log_weights + rng.gumbel(size=log_weights.shape)
@@ -231,11 +242,7 @@ def _make_products(
 
     # Actives: drawn from the category's typical ones, tilted towards the brand's signature.
     n_ing = len(catalog.INGREDIENTS)
-    cat_ing = np.full((len(categories), n_ing), 0.15)
-    ing_index = {name: j for j, name in enumerate(catalog.INGREDIENTS)}
-    for i, cat in enumerate(categories):
-        for name in catalog.CATEGORIES[cat][3]:
-            cat_ing[i, ing_index[name]] = 3.0
+    cat_ing = category_actives_weights()
     brand_signature = rng.gamma(0.4, 1.0, size=(preset.n_brands, n_ing))
     log_w = np.log(cat_ing[category]) + np.log1p(brand_signature[brand])
     n_actives = rng.choice([2, 3, 4], size=n, p=[0.35, 0.45, 0.2])

@@ -52,6 +52,7 @@ from tasks.demo_store.generate import (
     _gumbel_top_k,
     _join_flags,
     _weights_matrix,
+    category_actives_weights,
 )
 from tasks.demo_store.store_db import TIMESTAMP_FORMAT, _insert, ground_truth_path
 
@@ -183,11 +184,7 @@ def _new_products(
     categories = tuple(catalog.CATEGORIES)
     category = rng.choice(len(categories), size=count)
     n_ing = len(catalog.INGREDIENTS)
-    typical = np.full((len(categories), n_ing), 0.15)
-    for i, name in enumerate(categories):
-        for active in catalog.CATEGORIES[name][3]:
-            typical[i, catalog.INGREDIENTS.index(active)] = 3.0
-    top = _gumbel_top_k(rng, np.log(typical[category]), 3)
+    top = _gumbel_top_k(rng, np.log(category_actives_weights()[category]), 3)
     actives = np.zeros((count, n_ing), dtype=bool)
     np.put_along_axis(actives, top, True, axis=1)
     prices = products["price"].to_numpy()
