@@ -32,6 +32,7 @@ from tasks.dataset import DatasetSpec
 from tasks.recommend import (
     RECOMMENDATIONS_SCHEMA,
     VARIANTS,
+    WRITER_OPTIONS,
     Experiment,
     load_audience,
     write_partition,
@@ -171,7 +172,7 @@ def _combine(parts: list[Path], target: Path) -> None:
     if len(parts) == 1:
         os.replace(parts[0], target)
         return
-    with pq.ParquetWriter(target, RECOMMENDATIONS_SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(target, RECOMMENDATIONS_SCHEMA, **WRITER_OPTIONS) as writer:
         for part in parts:
             source = pq.ParquetFile(part)
             for group in range(source.num_row_groups):

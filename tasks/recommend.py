@@ -9,25 +9,27 @@ by the chunk, whatever the number of users).
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 from pydantic import BaseModel, Field
+from threadpoolctl import threadpool_limits
 
 from tasks.dataset import DatasetSpec
 from tasks.models import Blend, Scorer, load_scorer
 from tasks.reasons import FROM_HISTORY, ReasonContext, explain
 from tasks.rules import ListRules, blocked_products, exclusion_matrix
 from tasks.run_context import Snapshot
-from tasks.scoring import DEFAULT_CHUNK, iter_top_n
+from tasks.scoring import DEFAULT_CHUNK, SCORING_THREADS, iter_top_n
 from tasks.tiers import TIERS, assign_tiers
 from tasks.train import HYBRID, POPULARITY
 
@@ -44,9 +46,20 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
         ("variant", pa.string()),
     ]
 )
+# Encodings chosen by measurement (benchmarks/scoring.py, 2M rows): min/max statistics only
+# where readers filter (user_id: point lookups; rank); dictionaries only for repeated
+# strings (trying one on random float scores cost more than the rest of the column);
+# scores byte-stream-split (smaller and 5× faster than a dictionary attempt).
+WRITER_OPTIONS = {
+    "compression": "zstd",
+    "write_statistics": ["user_id", "rank"],
+    "use_dictionary": ["product_id", "model_version", "tier", "reason", "variant"],
+    "use_byte_stream_split": ["score"],
+    "store_schema": False,  # dictionary-typed columns are read back as plain strings
+}
 VARIANTS: tuple[str, ...] = ("model", "control")  # control: the popularity list (A/B test)
 ROW_GROUP_USERS = 2048  # a point lookup reads one row group of ~2k users' lists
-SCORE_BLOCK_USERS = 8 * ROW_GROUP_USERS  # users scored, then written, at a time
+SCORE_BLOCK_USERS = 8 * ROW_GROUP_USERS  # users scored by one thread, then written, at a time
 
 
 class Experiment(BaseModel):
@@ -152,6 +165,7 @@ def recommend_rows(
     n: int,
     audience: Audience,
     chunk_size: int = DEFAULT_CHUNK,
+    workers: int = SCORING_THREADS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(items, scores) of shape (len(rows), n) for user rows, each tier by its model."""
     rules = audience.rules
@@ -165,7 +179,14 @@ def recommend_rows(
         pool = rules.pool_size(n, model.n_items) if rules else n
         adjust = rules.adjust if rules else None
         for begin, _, chunk_items, chunk_scores in iter_top_n(
-            model, rows[where], pool, audience.exclude, audience.allowed, chunk_size, adjust
+            model,
+            rows[where],
+            pool,
+            audience.exclude,
+            audience.allowed,
+            chunk_size,
+            adjust,
+            workers,
         ):
             if rules:
                 chunk_items, chunk_scores = rules.reshape(chunk_items, chunk_scores, n)
@@ -199,10 +220,7 @@ def partition_table(
         reason = explain(audience.reasons, model, pair_user, pair_item, tier_codes)
         reason = pa.array(np.where(pd.isna(reason), FROM_HISTORY, reason), pa.string())
     else:
-        reason = pc.cast(
-            pa.DictionaryArray.from_arrays(pa.array(tier_codes.astype(np.int32)), TIER_REASONS),
-            pa.string(),
-        )
+        reason = _repeat(TIER_REASONS, tier_codes)
     count = int(valid.sum())
     return pa.Table.from_arrays(
         [
@@ -210,30 +228,38 @@ def partition_table(
             pa.array(np.tile(np.arange(1, width + 1, dtype=np.int16), n_users)[valid]),
             audience.product_ids.take(pa.array(pair_item)),
             pa.array(scores.ravel()[valid].astype(np.float32)),
-            pc.cast(
-                pa.DictionaryArray.from_arrays(pa.array(np.zeros(count, np.int32)), [version]),
-                pa.string(),
-            ),
+            _repeat([version], np.zeros(count, np.int32)),
             pa.array(np.full(count, np.datetime64(generated_at.replace(tzinfo=None), "us"))).cast(
                 pa.timestamp("us", tz="UTC")
             ),
-            pc.cast(
-                pa.DictionaryArray.from_arrays(pa.array(tier_codes.astype(np.int32)), list(TIERS)),
-                pa.string(),
-            ),
+            _repeat(list(TIERS), tier_codes),
             reason,
-            pc.cast(
-                pa.DictionaryArray.from_arrays(
-                    pa.array(np.repeat(control, width)[valid].astype(np.int32)), list(VARIANTS)
-                ),
-                pa.string(),
-            ),
+            _repeat(list(VARIANTS), np.repeat(control, width)[valid]),
         ],
-        schema=RECOMMENDATIONS_SCHEMA,
+        schema=_schema(reason.type),
     )
 
 
+def _schema(reason: pa.DataType) -> pa.Schema:
+    """RECOMMENDATIONS_SCHEMA with the repeated strings dictionary-encoded (as written;
+    a reader of the Parquet file sees RECOMMENDATIONS_SCHEMA)."""
+    repeated = pa.dictionary(pa.int32(), pa.string())
+    schema = RECOMMENDATIONS_SCHEMA
+    for name in ("model_version", "tier", "variant"):
+        schema = schema.set(schema.get_field_index(name), pa.field(name, repeated))
+    return schema.set(schema.get_field_index("reason"), pa.field("reason", reason))
+
+
 TIER_REASONS = pa.array([FROM_HISTORY, "chosen from your profile", "a best seller right now"])
+
+
+def _repeat(values: list[str] | pa.Array, codes: np.ndarray) -> pa.DictionaryArray:
+    """values[codes], dictionary-encoded: the Parquet writer stores the dictionary as is
+    (no hashing of a million equal strings) and readers get plain strings back, because
+    the files are written without the Arrow schema (WRITER_OPTIONS)."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.asarray(codes, dtype=np.int32)), pa.array(values, pa.string())
+    )
 
 
 def write_partition(
@@ -246,6 +272,7 @@ def write_partition(
     generated_at: datetime,
     path: Path,
     chunk_size: int = DEFAULT_CHUNK,
+    workers: int = SCORING_THREADS,
 ) -> dict[str, int | list[int]]:
     """Score users order[start:stop] and write them to `path` (zstd Parquet, row groups of
     ROW_GROUP_USERS users). Returns row and user counts per tier."""
@@ -253,32 +280,54 @@ def write_partition(
     models = tier_models(model)
     counts = {"rows": 0, "users": 0} | {f"users_{t}": 0 for t in (*TIERS, *VARIANTS)}
     shown = np.zeros((len(TIERS), len(audience.product_ids)), dtype=bool)
+
+    def write(
+        rows: np.ndarray,
+        items: np.ndarray,
+        scores: np.ndarray,
+        tiers: np.ndarray,
+        control: np.ndarray,
+    ) -> None:
+        table = partition_table(
+            audience, model, rows, items, scores, version, generated_at, tiers, control
+        )
+        writer.write_table(table, row_group_size=ROW_GROUP_USERS * items.shape[1])
+
+    def score(begin: int) -> tuple[np.ndarray, ...]:
+        rows = audience.order[begin : min(begin + SCORE_BLOCK_USERS, stop)]
+        control = audience.in_control(rows)
+        tiers = np.where(control, np.int8(TIERS.index("popular")), audience.tiers[rows])
+        items, scores = recommend_rows(models, rows, tiers, n, audience, chunk_size, workers=1)
+        return rows, items, scores, tiers, control
+
+    blocks = iter(range(start, stop, SCORE_BLOCK_USERS))
+    canned = audience.reasons is None  # one reason per tier, else explained per row
+    reason_type = pa.dictionary(pa.int32(), pa.string()) if canned else pa.string()
+    # Each scoring thread takes a whole block (one row group of users) with single-threaded
+    # BLAS, blocks are consumed in order and a writer thread builds and encodes their rows:
+    # the cores never meet at a barrier, wait for pyarrow, or for this loop.
     with (
-        pq.ParquetWriter(path, RECOMMENDATIONS_SCHEMA, compression="zstd") as writer,
-        ThreadPoolExecutor(1) as background,  # pyarrow encodes while the next block scores
+        pq.ParquetWriter(path, _schema(reason_type), **WRITER_OPTIONS) as writer,
+        threadpool_limits(1, "blas"),
+        ThreadPoolExecutor(max(1, workers)) as scoring,
+        ThreadPoolExecutor(1) as background,
     ):
+        ahead = deque(scoring.submit(score, b) for b in islice(blocks, 2 * max(1, workers)))
         pending = None
-        for begin in range(start, stop, SCORE_BLOCK_USERS):
-            rows = audience.order[begin : min(begin + SCORE_BLOCK_USERS, stop)]
-            tiers = audience.tiers[rows]
-            control = audience.in_control(rows)
-            tiers = np.where(control, np.int8(TIERS.index("popular")), tiers)
-            items, scores = recommend_rows(models, rows, tiers, n, audience, chunk_size)
-            table = partition_table(
-                audience, model, rows, items, scores, version, generated_at, tiers, control
-            )
+        while ahead:
+            rows, items, scores, tiers, control = ahead.popleft().result()
+            for begin in islice(blocks, 1):
+                ahead.append(scoring.submit(score, begin))
             if pending is not None:
                 pending.result()
-            pending = background.submit(
-                writer.write_table, table, row_group_size=ROW_GROUP_USERS * items.shape[1]
-            )
-            counts["rows"] += table.num_rows
+            pending = background.submit(write, rows, items, scores, tiers, control)
+            listed = items >= 0
+            counts["rows"] += int(listed.sum())
             counts["users"] += len(rows)
             for code, name in enumerate(TIERS):
                 counts[f"users_{name}"] += int((tiers == code).sum())
             counts["users_control"] += int(control.sum())
             counts["users_model"] += int((~control).sum())
-            listed = items >= 0
             shown[np.repeat(tiers, items.shape[1])[listed.ravel()], items[listed]] = True
         if pending is not None:
             pending.result()

@@ -78,3 +78,33 @@ def test_grouped_selection_is_exact_with_ties_nan_and_exclusions(n_items, n):
     assert np.array_equal(values[finite], np.take_along_axis(scores, items, 1)[finite])
     assert np.isneginf(values[~finite]).all()
     assert items[4].tolist() == list(range(n))
+
+
+def test_fused_and_score_block_paths_agree_with_a_full_sort():
+    """The fused path (dense factors, tiles longest-vector first) and the score-block path
+    (any scorer; forced here by a no-op adjustment) give the stable full sort's lists,
+    with ties across tiles, exclusions and out-of-stock products."""
+    rng = np.random.default_rng(3)
+    n_users, n_items, n = 300, 1_500, 12
+    users = rng.integers(-2, 3, size=(n_users, 4)).astype(np.float32)  # many exact ties
+    items = rng.integers(-2, 3, size=(n_items, 4)).astype(np.float32)
+    items[::7] *= 3  # longer vectors, scattered over the index range
+    exclude = sp.random(n_users, n_items, density=0.02, random_state=4, format="csr") != 0
+    allowed = rng.random(n_items) > 0.1
+    model = FactorModel(users, items)
+    scores = users @ items.T
+    scores[:, ~allowed] = -np.inf
+    scores[exclude.toarray()] = -np.inf
+    expected = reference_top(scores, n)
+    rows = np.arange(n_users)
+    for adjust in (None, lambda _rows, _scores: None):
+        items_out, values = top_n(model, rows, n, exclude, allowed, chunk_size=64, adjust=adjust)
+        assert np.array_equal(items_out, expected)
+        assert np.array_equal(values, np.take_along_axis(scores, expected, 1))
+
+
+def test_nan_vectors_never_rank():
+    users = np.ones((2, 2), np.float32)
+    items = np.array([[1, 1], [np.nan, 1], [2, 2], [0, 0]], np.float32)
+    got, _ = top_n(FactorModel(users, items), np.array([0, 1]), 4)
+    assert got.tolist() == [[2, 0, 3, -1], [2, 0, 3, -1]]

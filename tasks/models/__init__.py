@@ -42,6 +42,8 @@ class FactorModel:
     user_vectors: Matrix  # (n_users, d) float32, dense or CSR
     item_vectors: Matrix  # (n_products, d) float32, dense or CSR
     _item_t: Matrix | None = field(default=None, init=False, repr=False)
+    # (eligible product indices, their tiles) of the last fused scoring (tasks.scoring)
+    _tiles: tuple | None = field(default=None, init=False, repr=False)
 
     @property
     def n_users(self) -> int:
