@@ -84,13 +84,10 @@ def _product_tiles(
     if model._tiles is not None and np.array_equal(model._tiles[0], eligible):
         return model._tiles[1]
     vectors = np.asarray(model.item_vectors, dtype=np.float32)
-    eligible = eligible[np.argsort(-np.linalg.norm(vectors[eligible], axis=1), kind="stable")]
+    ordered = eligible[np.argsort(-np.linalg.norm(vectors[eligible], axis=1), kind="stable")]
     tiles = [
-        (
-            eligible[b : b + TILE_ITEMS],
-            np.ascontiguousarray(vectors[eligible[b : b + TILE_ITEMS]].T),
-        )
-        for b in range(0, len(eligible), TILE_ITEMS)
+        (ordered[b : b + TILE_ITEMS], np.ascontiguousarray(vectors[ordered[b : b + TILE_ITEMS]].T))
+        for b in range(0, len(ordered), TILE_ITEMS)
     ]
     model._tiles = (eligible, tiles)
     return tiles
