@@ -23,7 +23,13 @@ from tasks.extract import IntegrationError, extract
 from tasks.features import build_features
 from tasks.gate import CHAMPION, gate
 from tasks.publish import model_version, publish, published_data_counts
-from tasks.registry import current_champion, promote_champion, register_model
+from tasks.registry import (
+    artifact_path,
+    current_champion,
+    mark_published,
+    promote_champion,
+    register_model,
+)
 from tasks.run_context import RunFolder
 from tasks.run_index import write_index
 from tasks.run_report import metrics_document, write_run_metrics
@@ -238,23 +244,31 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B00
         stage="final",
         only_blend=True,
     )
+    # Registered first, then published from the registry's copy: every scoring process
+    # loads the model only if its files still hash to what the registry recorded.
+    created_at = datetime.now(UTC)
+    version = model_version(final[BLEND].vectors, snapshot.fingerprint, created_at)
+    entry = register_model(
+        model_path=final[BLEND].vectors,
+        version=version,
+        refit_on_all_data=True,
+        published=False,
+        created_at=created_at,
+        **registration,
+    )
     publication = publish(
-        final[BLEND].vectors,
+        artifact_path(params.data_root, version),
         snapshot,
         dataset,
         document,
         params.top_n,
         params.data_root,
         params.publishing,
+        model_sha256=entry.artifact_sha256,
+        version=version,
+        created_at=created_at,
     )
-    register_model(
-        model_path=final[BLEND].vectors,
-        version=publication.version,
-        refit_on_all_data=True,
-        published=True,
-        created_at=publication.created_at,
-        **registration,
-    )
+    mark_published(params.data_root, version)
     promote_champion(params.data_root, publication.version)
     summary.evaluation_report = write_evaluation_report(
         document, snapshot, dataset, run, publication.recommendations

@@ -28,6 +28,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from tasks.artifacts import artifact_sha256, file_sha256
 from tasks.dataset import DatasetSpec
 from tasks.recommend import (
     RECOMMENDATIONS_SCHEMA,
@@ -52,32 +53,12 @@ class Publication(BaseModel):
     catalog_coverage_per_tier: dict[str, float] = {}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def artifact_sha256(path: Path) -> str:
-    """sha256 of a model file, or of a model folder's files (names and contents, sorted)."""
-    path = Path(path)
-    if path.is_file():
-        return _sha256(path)
-    digest = hashlib.sha256()
-    for member in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(member.relative_to(path).as_posix().encode())
-        digest.update(_sha256(member).encode())
-    return digest.hexdigest()
 
 
 def model_version(model_path: Path, data_fingerprint: str, created_at: datetime) -> str:
@@ -159,11 +140,21 @@ def score_partition(
     part: Path,
     chunk_size: int,
     control: Experiment | None = None,
+    model_sha256: str | None = None,
 ) -> dict[str, int]:
-    """Score users [start, stop) of the user_id order and write them to `part`."""
+    """Score users [start, stop) of the user_id order and write them to `part`; the model
+    is loaded only if its files still hash to `model_sha256`."""
     audience = load_audience(snapshot, dataset, control=control)
     return write_partition(
-        Path(model_path), audience, *bounds, top_n_size, version, generated_at, part, chunk_size
+        Path(model_path),
+        audience,
+        *bounds,
+        top_n_size,
+        version,
+        generated_at,
+        part,
+        chunk_size,
+        model_sha256=model_sha256,
     )
 
 
@@ -204,7 +195,7 @@ def verify_version(folder: Path) -> dict:
     manifest = json.loads(manifest_path.read_text())
     for name, entry in manifest["files"].items():
         path = Path(folder) / name
-        if not path.exists() or _sha256(path) != entry["sha256"]:
+        if not path.exists() or file_sha256(path) != entry["sha256"]:
             raise ValueError(f"{path}: checksum does not match manifest.json")
     return manifest
 
@@ -248,7 +239,7 @@ def complete_version(
         "sorted_by": ["user_id", "rank"],
         "row_count": pq.ParquetFile(recommendations).metadata.num_rows,
         "files": {
-            name: {"sha256": _sha256(staging / name)}
+            name: {"sha256": file_sha256(staging / name)}
             for name in ("recommendations.parquet", "metrics.json")
         },
     }
@@ -272,11 +263,20 @@ def publish_recommendations(
     top_n_size: int,
     data_root: Path,
     params: PublishParams,
+    model_sha256: str | None = None,
+    version: str | None = None,
+    created_at: datetime | None = None,
 ) -> Publication:
     """Score every user (partitions, possibly on Dask), write the version folder, switch
-    `latest`, prune old versions."""
-    created_at = datetime.now(UTC)
-    version = model_version(model_path, snapshot.fingerprint, created_at)
+    `latest`, prune old versions.
+
+    model_sha256: the registry's checksum of the artifact; every partition verifies it
+    before loading the model (default: the artifact's checksum now, so a file changed
+    while publishing is still refused). version, created_at: as registered (default: now).
+    """
+    model_sha256 = model_sha256 or artifact_sha256(model_path)
+    created_at = created_at or datetime.now(UTC)
+    version = version or model_version(model_path, snapshot.fingerprint, created_at)
     staging = open_staging(Path(data_root) / "published", version)
     try:
         bounds = partitions(snapshot.counts["users"], params.partition_users)
@@ -293,6 +293,7 @@ def publish_recommendations(
                 part,
                 params.chunk_size,
                 Experiment(name=params.experiment, control_share=params.control_share),
+                model_sha256,
             )
             for b, part in zip(bounds, parts, strict=True)
         ]
@@ -325,6 +326,7 @@ def publish_recommendations(
                 "data_counts": snapshot.counts,
                 "sources": snapshot.sources,
                 "created_at": created_at.isoformat(),
+                "model_sha256": model_sha256,
             },
             params.keep_versions,
         )
@@ -368,8 +370,22 @@ def publish(
     top_n_size: int,
     data_root: Path,
     params: PublishParams | None = None,
+    model_sha256: str | None = None,
+    version: str | None = None,
+    created_at: datetime | None = None,
 ) -> Publication:
     """Publish with the task runner `params.runner` asks for."""
     params = params or PublishParams()
     runner = publish_recommendations.with_options(task_runner=_runner(params))
-    return runner(model_path, snapshot, dataset, metrics, top_n_size, data_root, params)
+    return runner(
+        model_path,
+        snapshot,
+        dataset,
+        metrics,
+        top_n_size,
+        data_root,
+        params,
+        model_sha256,
+        version,
+        created_at,
+    )

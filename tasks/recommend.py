@@ -273,10 +273,14 @@ def write_partition(
     path: Path,
     chunk_size: int = DEFAULT_CHUNK,
     workers: int = SCORING_THREADS,
+    model_sha256: str | None = None,
 ) -> dict[str, int | list[int]]:
     """Score users order[start:stop] and write them to `path` (zstd Parquet, row groups of
-    ROW_GROUP_USERS users). Returns row and user counts per tier."""
-    model = load_scorer(model_path) if isinstance(model_path, Path | str) else model_path
+    ROW_GROUP_USERS users). Returns row and user counts per tier. A model given by path is
+    loaded only after its files match `model_sha256` (when given)."""
+    model = (
+        load_scorer(model_path, model_sha256) if isinstance(model_path, Path | str) else model_path
+    )
     models = tier_models(model)
     counts = {"rows": 0, "users": 0} | {f"users_{t}": 0 for t in (*TIERS, *VARIANTS)}
     shown = np.zeros((len(TIERS), len(audience.product_ids)), dtype=bool)

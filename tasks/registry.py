@@ -23,7 +23,7 @@ from pathlib import Path
 from prefect import task
 from pydantic import BaseModel
 
-from tasks.publish import artifact_sha256
+from tasks.artifacts import artifact_sha256
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,6 +126,21 @@ def register_model(
     (staging / "model.json").write_text(entry.model_dump_json(indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(staging, folder)
+    return entry
+
+
+def artifact_path(data_root: Path, version: str) -> Path:
+    return registry_root(data_root) / version / "model"
+
+
+@task(name="mark-published")
+def mark_published(data_root: Path, version: str) -> RegistryEntry:
+    """Record in model.json (atomically) that `version` was published."""
+    entry = read_entry(data_root, version).model_copy(update={"published": True})
+    path = registry_root(data_root) / version / "model.json"
+    staging = path.with_name(".model.json.staging")
+    staging.write_text(entry.model_dump_json(indent=2))
+    os.replace(staging, path)
     return entry
 
 

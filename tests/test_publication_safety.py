@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,8 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.rollback import RollbackParams, rollback
+from tasks.artifacts import TamperedArtifactError, artifact_sha256
 from tasks.dataset import DatasetSpec
+from tasks.models import load_scorer
 from tasks.publish import PublishParams, current_latest, publish, verify_version
+from tasks.registry import artifact_path, current_champion
 from tasks.run_context import Snapshot
 from tasks.settings import get_settings
 from tests.publish_forever import publish_once
@@ -155,3 +159,53 @@ def test_website_lookups_with_duckdb_and_pyarrow(tmp_path):
         statistics.has_min_max and statistics.max < metadata.row_group(1).column(0).statistics.min
     )
     assert pc.all(pc.equal(table["product_id"], table["product_id"])).as_py()
+
+
+class Payload:
+    """Unpickling this creates `marker`: the proof that a pickle's code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_tampered_model_is_refused_and_its_payload_never_runs(data_root, tmp_path):
+    summary = run_nightly(data_root)
+    entry = current_champion(data_root)
+    assert entry.published and entry.version == summary.published_version
+    model = artifact_path(data_root, entry.version)
+    assert artifact_sha256(model) == entry.artifact_sha256  # what was published was verified
+    manifest = json.loads((summary.published_path.parent / "manifest.json").read_text())
+    assert manifest["model_sha256"] == entry.artifact_sha256
+
+    # Someone swaps one of the model's array files for one carrying a pickle payload.
+    marker = tmp_path / "payload-ran"
+    victim = sorted(model.glob("*.npz"))[0]
+    np.savez(victim, user_vectors=np.array([Payload(marker)], dtype=object))
+    published = data_root / "published"
+    before = (current_latest(published), published_versions(published))
+    with pytest.raises(TamperedArtifactError, match="does not match its registry entry"):
+        load_scorer(model, entry.artifact_sha256)
+    snapshot = snapshot_of(data_root, summary)
+    dataset = DatasetSpec.from_toml(get_settings().dataset_config)
+    with pytest.raises(TamperedArtifactError, match=str(model)):
+        publish(model, snapshot, dataset, {}, 10, data_root, model_sha256=entry.artifact_sha256)
+    assert not marker.exists()  # nothing of the file was parsed
+    assert (current_latest(published), published_versions(published)) == before
+    assert not [p for p in published.iterdir() if p.name.startswith(".")]  # no staging left
+    # Without the checksum the array loader still refuses pickles ...
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_scorer(model)
+    assert not marker.exists()
+    # ... and the payload is live: unpickled, it runs (so the checks above can fail).
+    np.load(victim, allow_pickle=True)["user_vectors"]
+    assert marker.exists()
+
+    # A quieter edit (one blend weight) is refused the same way.
+    shutil.copy(summary.run_folder / "models" / "final" / "blend" / victim.name, victim)
+    weights = model / "blend.json"
+    weights.write_text(weights.read_text().replace("0.", "0.9", 1))
+    with pytest.raises(TamperedArtifactError):
+        load_scorer(model, entry.artifact_sha256)

@@ -15,6 +15,8 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from tasks.artifacts import verify_artifact
+
 Matrix = np.ndarray | sp.csr_matrix
 
 
@@ -77,7 +79,7 @@ class FactorModel:
 
     @classmethod
     def load(cls, path: Path) -> FactorModel:
-        with np.load(path) as arrays:
+        with np.load(path, allow_pickle=False) as arrays:  # plain arrays only, never code
 
             def side(name: str) -> Matrix:
                 if f"{name}_vectors" in arrays:
@@ -144,7 +146,12 @@ class Blend:
         )
 
 
-def load_scorer(path: Path) -> FactorModel | Blend:
-    """A saved model: a Blend folder (with blend.json) or one FactorModel .npz file."""
+def load_scorer(path: Path, sha256: str | None = None) -> FactorModel | Blend:
+    """A saved model: a Blend folder (with blend.json) or one FactorModel .npz file.
+
+    sha256: the artifact's checksum as registered; when given, the files are hashed and
+    compared before a single byte is parsed (TamperedArtifactError on a mismatch)."""
     path = Path(path)
+    if sha256 is not None:
+        verify_artifact(path, sha256)
     return Blend.load(path) if (path / "blend.json").exists() else FactorModel.load(path)
