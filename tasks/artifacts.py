@@ -47,3 +47,18 @@ def verify_artifact(path: Path, expected_sha256: str) -> Path:
             "or retrain (run the nightly flow)."
         )
     return Path(path)
+
+
+FOLDER_MODE = 0o750  # owner: everything; group (the website's reader): read and enter
+FILE_MODE = 0o640  # others: nothing, whatever the process umask says
+
+
+def restrict(path: Path) -> Path:
+    """Set FOLDER_MODE / FILE_MODE on `path` and everything under it (published versions
+    and registry entries hold customer-level data and models)."""
+    path = Path(path)
+    for member in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if member.is_symlink():
+            continue
+        member.chmod(FOLDER_MODE if member.is_dir() else FILE_MODE)
+    return path

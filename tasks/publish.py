@@ -28,7 +28,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from tasks.artifacts import artifact_sha256, file_sha256
+from tasks.artifacts import FOLDER_MODE, artifact_sha256, file_sha256, restrict
 from tasks.dataset import DatasetSpec
 from tasks.recommend import (
     RECOMMENDATIONS_SCHEMA,
@@ -214,7 +214,7 @@ def _runner(params: PublishParams):
 
 def open_staging(published_root: Path, version: str) -> Path:
     """A fresh hidden folder for the version being written."""
-    published_root.mkdir(parents=True, exist_ok=True)
+    published_root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     staging = published_root / f".staging-{version}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -244,6 +244,7 @@ def complete_version(
         },
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    restrict(staging)
     for path in staging.iterdir():
         _fsync(path)
     _fsync(staging)

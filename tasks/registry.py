@@ -23,7 +23,7 @@ from pathlib import Path
 from prefect import task
 from pydantic import BaseModel
 
-from tasks.artifacts import artifact_sha256
+from tasks.artifacts import FOLDER_MODE, artifact_sha256, restrict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,8 @@ def register_model(
     folder = registry_root(data_root) / version
     staging = folder.with_name(f".staging-{version}")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    folder.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    staging.mkdir()
     target = staging / "model"
     if Path(model_path).is_dir():
         shutil.copytree(model_path, target)
@@ -124,6 +125,7 @@ def register_model(
         published=published,
     )
     (staging / "model.json").write_text(entry.model_dump_json(indent=2))
+    restrict(staging)
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(staging, folder)
     return entry
@@ -140,6 +142,7 @@ def mark_published(data_root: Path, version: str) -> RegistryEntry:
     path = registry_root(data_root) / version / "model.json"
     staging = path.with_name(".model.json.staging")
     staging.write_text(entry.model_dump_json(indent=2))
+    restrict(staging)
     os.replace(staging, path)
     return entry
 

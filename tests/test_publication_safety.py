@@ -6,6 +6,7 @@ import json
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -176,6 +177,11 @@ def test_a_tampered_model_is_refused_and_its_payload_never_runs(data_root, tmp_p
     entry = current_champion(data_root)
     assert entry.published and entry.version == summary.published_version
     model = artifact_path(data_root, entry.version)
+    # Published versions and registry entries are private to the owner and its group.
+    for folder in (summary.published_path.parent, model.parent):
+        for member in [folder, *folder.rglob("*")]:
+            mode = stat.S_IMODE(member.stat().st_mode)
+            assert mode == (0o750 if member.is_dir() else 0o640), (member, oct(mode))
     assert artifact_sha256(model) == entry.artifact_sha256  # what was published was verified
     manifest = json.loads((summary.published_path.parent / "manifest.json").read_text())
     assert manifest["model_sha256"] == entry.artifact_sha256
