@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 
 import pandas as pd
+import pytest
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
 from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
+from tasks.sources import SourceError
+from tasks.sources.sql import read_sql
 
 from .conftest import REPO, raw_store_tables
 
@@ -131,3 +134,32 @@ path = "exports/crm_users.csv"
     recs = published(summary)
     assert missing_user not in set(recs["user_id"])
     assert set(recs["user_id"]) == set(crm["user_id"])
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        'users"; DROP TABLE victim; --',
+        "users; DROP TABLE victim",
+        "users WHERE 1=1",
+        "a.b.c",
+        "../users",
+    ],
+)
+def test_table_names_from_configuration_cannot_inject_sql(postgres_schema, table):
+    """On PostgreSQL: anything but a plain (schema.)table name is refused before a
+    connection opens, and the table it tried to drop is still there."""
+    engine, schema, url = postgres_schema
+    pd.DataFrame({"x": [1]}).to_sql("victim", engine, schema=schema, index=False)
+    with pytest.raises(SourceError, match="not a plain identifier"):
+        read_sql(url, table)
+    assert read_sql(url, f"{schema}.victim")["x"].tolist() == [1]
+
+
+def test_table_names_are_quoted(postgres_schema):
+    """A reserved word and mixed case are read as names, not as SQL or folded case."""
+    engine, schema, url = postgres_schema
+    for name in ("select", "Order"):
+        pd.DataFrame({"x": [len(name)]}).to_sql(name, engine, schema=schema, index=False)
+        assert read_sql(url, f"{schema}.{name}")["x"].tolist() == [len(name)]
+        assert read_sql(url, name)["x"].tolist() == [len(name)]  # found on the search_path
