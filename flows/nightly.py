@@ -22,6 +22,7 @@ from tasks.evaluation_report import write_evaluation_report
 from tasks.extract import IntegrationError, extract
 from tasks.features import build_features
 from tasks.gate import CHAMPION, gate
+from tasks.locking import RunInProgressError, exclusive_run
 from tasks.publish import model_version, publish, published_data_counts
 from tasks.registry import (
     artifact_path,
@@ -117,7 +118,13 @@ class RunSummary(BaseModel):
 
 @flow(name="nightly")
 def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B008 (the UI form)
-    """Turn the shop's data into published top-N recommendations, if the model earns it."""
+    """Turn the shop's data into published top-N recommendations, if the model earns it.
+    One run at a time per data root (RunInProgressError for a second one)."""
+    with exclusive_run(params.data_root, "nightly"):
+        return _nightly(params)
+
+
+def _nightly(params: NightlyParams) -> RunSummary:
     run = RunFolder.new(params.data_root, runtime.flow_run.id)
     if params.reason:
         get_run_logger().info("started because: %s", params.reason)
@@ -290,7 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         summary = nightly(params)
-    except (GateRefusedError, DataValidationError, SourceError, IntegrationError) as error:
+    except (
+        GateRefusedError,
+        DataValidationError,
+        SourceError,
+        IntegrationError,
+        RunInProgressError,
+    ) as error:
         print(error, file=sys.stderr)
         return 3 if isinstance(error, GateRefusedError) else 1
     print(summary.render())

@@ -22,6 +22,7 @@ import pytest
 from flows.rollback import RollbackParams, rollback
 from tasks.artifacts import TamperedArtifactError, artifact_sha256
 from tasks.dataset import DatasetSpec
+from tasks.locking import RunInProgressError
 from tasks.models import load_scorer
 from tasks.publish import PublishParams, current_latest, publish, verify_version
 from tasks.registry import artifact_path, current_champion
@@ -215,3 +216,31 @@ def test_a_tampered_model_is_refused_and_its_payload_never_runs(data_root, tmp_p
     weights.write_text(weights.read_text().replace("0.", "0.9", 1))
     with pytest.raises(TamperedArtifactError):
         load_scorer(model, entry.artifact_sha256)
+
+
+def test_a_second_nightly_run_is_refused_while_one_holds_the_data_root(data_root):
+    """The lock holder is another process; killing it (SIGKILL) frees the data root."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from tasks.locking import exclusive_run\n"
+            "with exclusive_run(sys.argv[1]):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(300)\n",
+            str(data_root),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunInProgressError, match=rf"another nightly run .*{holder.pid}"):
+            run_nightly(data_root)
+        assert not (data_root / "runs").exists() and not (data_root / "published").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    summary = run_nightly(data_root)
+    assert current_latest(data_root / "published") == summary.published_version

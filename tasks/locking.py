@@ -1,0 +1,50 @@
+"""One writer per data root: a nightly run holds an exclusive lock on
+`<data_root>/.nightly.lock` from its first step to its last.
+
+The lock is the kernel's (`fcntl.flock`), so it is released the moment its process ends,
+however it ends (SIGKILL included): no stale lock files to clean up. A second run that
+finds it held stops at once, before touching anything, and says who holds it. The Prefect
+deployments also carry a concurrency limit of 1; this lock covers every other way of
+starting a run (two shells, a cron job beside a worker, the monitor's inline retrain).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+class RunInProgressError(RuntimeError):
+    """Another run holds the data root."""
+
+
+@contextmanager
+def exclusive_run(data_root: Path, what: str = "nightly") -> Iterator[Path]:
+    """Hold `<data_root>/.<what>.lock` for the duration; RunInProgressError if held."""
+    data_root = Path(data_root)
+    data_root.mkdir(parents=True, exist_ok=True)
+    path = data_root / f".{what}.lock"
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunInProgressError(
+                f"another {what} run is writing to {data_root} (holder: {holder}); this "
+                "run stops without touching anything. Wait for it to finish, or look it "
+                "up in the Prefect UI."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "since": datetime.now(UTC).isoformat()}))
+        handle.flush()
+        yield path
+    finally:
+        handle.close()  # closing the descriptor releases the lock
