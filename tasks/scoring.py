@@ -11,8 +11,10 @@ Two paths share one compiled selection (`tasks.topn_kernel.keep_best`):
   that stays in the CPU cache and folded into the users' running best lists at once;
   out-of-stock products are not scored at all;
 - any other scorer (a blend, sparse vectors, business rules that edit scores) gives a
-  chunk's full score block; blocked and excluded products are set to -inf in it, the
-  rules adjust it, and the same selection runs over it.
+  chunk's full score block; blocked products are set to -inf in it, the rules adjust
+  it, and the same selection runs over it.
+On both paths a user's excluded products (already bought) are skipped by the selection
+itself, so they can never take a place in a list.
 Ties go to the lower product index; NaN and -inf never rank.
 """
 
