@@ -88,16 +88,19 @@ class MonitorState(BaseModel):
 
 
 def read_published(data_root: Path, shown: int) -> PublishedState:
+    """The version `latest` serves. `latest` is resolved once and everything is read from
+    that folder, so a publication switching `latest` meanwhile cannot mix two versions."""
     latest = Path(data_root) / "published" / "latest"
     if not latest.exists():
         raise FileNotFoundError(
             f"nothing is published under {latest}: run the nightly flow before monitoring"
         )
-    manifest = json.loads((latest / "manifest.json").read_text())
-    metrics = json.loads((latest / "metrics.json").read_text())
+    folder = latest.resolve()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
     if not manifest.get("data_until"):
         raise ValueError(
-            f"{latest / 'manifest.json'} has no data_until (published by an older version): "
+            f"{folder / 'manifest.json'} has no data_until (published by an older version): "
             "run the nightly flow once more"
         )
     candidate = metrics.get("published") or "blend"
@@ -107,7 +110,7 @@ def read_published(data_root: Path, shown: int) -> PublishedState:
         version=manifest["model_version"],
         data_until=datetime.fromisoformat(manifest["data_until"]),
         run_id=manifest.get("run_id") or metrics.get("run_id"),
-        recommendations=latest.resolve() / "recommendations.parquet",
+        recommendations=folder / "recommendations.parquet",
         training_hit_rate=scores.get(metric) if metric else None,
         hit_rate_metric=metric,
     )

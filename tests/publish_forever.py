@@ -44,7 +44,13 @@ def publish_once(root: Path, seed: int, keep: int) -> str:
     half = N_USERS // 2
     write_partition(model, audience, 0, half, N, version, created, parts[0])
     write_partition(model, audience, half, N_USERS, N, version, created, parts[1])
-    complete_version(staging, parts, {"seed": seed}, {"model_version": version}, keep)
+    complete_version(
+        staging,
+        parts,
+        {"seed": seed},
+        {"model_version": version, "data_until": created.isoformat()},
+        keep,
+    )
     return version
 
 

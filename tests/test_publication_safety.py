@@ -24,6 +24,7 @@ from tasks.artifacts import TamperedArtifactError, artifact_sha256
 from tasks.dataset import DatasetSpec
 from tasks.locking import RunInProgressError
 from tasks.models import load_scorer
+from tasks.monitoring import read_published
 from tasks.publish import PublishParams, current_latest, publish, verify_version
 from tasks.registry import artifact_path, current_champion
 from tasks.run_context import Snapshot
@@ -244,3 +245,29 @@ def test_a_second_nightly_run_is_refused_while_one_holds_the_data_root(data_root
         holder.wait()
     summary = run_nightly(data_root)
     assert current_latest(data_root / "published") == summary.published_version
+
+
+def test_monitor_reads_one_consistent_version_while_versions_are_published(tmp_path):
+    """A publisher switches `latest` again and again while the monitor's reader runs: every
+    read names one version and its files are that version's."""
+    data_root = tmp_path / "data"
+    root = data_root / "published"
+    publish_once(root, 0, 100)
+    command = [sys.executable, "-m", "tests.publish_forever", str(root), "100"]
+    publisher = subprocess.Popen(
+        command, stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent, text=True
+    )
+    seen: set[str] = set()
+    try:
+        assert publisher.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            state = read_published(data_root, 10)
+            assert state.recommendations.parent.name == state.version
+            served = pq.ParquetFile(state.recommendations).read_row_group(0)
+            assert pc.unique(served.column("model_version")).to_pylist() == [state.version]
+            seen.add(state.version)
+    finally:
+        publisher.send_signal(signal.SIGKILL)
+        publisher.wait()
+    assert len(seen) >= 3, seen  # `latest` did move under the reader
