@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pandas as pd
 import pytest
@@ -163,3 +164,23 @@ def test_table_names_are_quoted(postgres_schema):
         pd.DataFrame({"x": [len(name)]}).to_sql(name, engine, schema=schema, index=False)
         assert read_sql(url, f"{schema}.{name}")["x"].tolist() == [len(name)]
         assert read_sql(url, name)["x"].tolist() == [len(name)]  # found on the search_path
+
+
+def test_an_unreachable_database_is_retried_with_backoff_then_fails_clearly(tmp_path, caplog):
+    """Nothing listens on port 1: the extraction is retried after its backoff (5 s), then
+    the run stops with a message naming the database, and nothing is published."""
+    data_root = tmp_path / "data"
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"127\.0\.0\.1:1/test") as failure:
+        nightly(
+            NightlyParams(
+                data_root=data_root,
+                source="postgresql+psycopg://postgres@127.0.0.1:1/test",
+                dataset_config=REPO / "dataset.toml",
+                source_retries=1,
+            )
+        )
+    assert failure.value.transient
+    assert time.monotonic() - started >= 5  # the first retry's backoff was waited
+    assert "Retry 1/1" in caplog.text
+    assert not (data_root / "published").exists() and not (data_root / "models").exists()
