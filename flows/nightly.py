@@ -5,6 +5,7 @@ python -m flows.nightly --help
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,17 @@ from tasks.extract import IntegrationError, extract
 from tasks.features import build_features
 from tasks.gate import CHAMPION, gate
 from tasks.locking import RunInProgressError, exclusive_run
-from tasks.publish import model_version, publish, published_data_counts
+from tasks.publish import (
+    Publication,
+    find_publication,
+    publish,
+    published_data_counts,
+    switch_latest,
+)
 from tasks.registry import (
     artifact_path,
     current_champion,
+    find_entry,
     mark_published,
     promote_champion,
     register_model,
@@ -39,6 +47,7 @@ from tasks.split import split_events
 from tasks.train import BLEND, POPULARITY, ModelConfig, train_candidates
 from tasks.tune import tune
 from tasks.validate import DataValidationError, validate_snapshot
+from tasks.versions import run_inputs, run_version
 
 
 class GateRefusedError(RuntimeError):
@@ -66,6 +75,7 @@ class RunSummary(BaseModel):
     published_path: Path | None = None
     users_per_tier: dict[str, int] = {}
     catalog_coverage_per_tier: dict[str, float] = {}
+    already_published: bool = False
 
     def render(self) -> str:
         lines = [
@@ -104,6 +114,10 @@ class RunSummary(BaseModel):
             lines.append(f"blend (tuned on the validation transaction): {self.chosen_blend}")
         lines.append(f"gate: {'PASSED' if self.gate_passed else 'REFUSED'}")
         lines += [f"  - {reason}" for reason in self.gate_reasons]
+        if self.already_published:
+            lines.append(
+                "already published from this snapshot with these settings: nothing retrained"
+            )
         if self.published_path:
             lines.append(f"published: {self.published_path} (version {self.published_version})")
             tiers = ", ".join(
@@ -150,7 +164,31 @@ def _nightly(params: NightlyParams) -> RunSummary:
         snapshot.high_water_mark,
         snapshot.sources,
     )
-    data_report = write_data_report(snapshot, dataset, run)
+    summary = RunSummary(
+        run_id=run.run_id,
+        run_folder=run.path,
+        counts=snapshot.counts,
+        quarantined=snapshot.quarantined,
+        row_accounting={t: a.model_dump() for t, a in validation.accounts.items()},
+        data_docs=validation.data_docs,
+        new_events=snapshot.n_new_events,
+        already_ingested=snapshot.n_already_ingested,
+        ignored_event_types=snapshot.ignored_event_types,
+        reason=params.reason,
+        metrics={},
+        gate_passed=False,
+        gate_reasons=[],
+    )
+    # Same snapshot, same settings, same code: same version id. If it is published and
+    # intact, the rerun has nothing to do (and finishes a publication a kill interrupted).
+    version = run_version(
+        snapshot.fingerprint, snapshot.high_water_mark, run_inputs(params, dataset)
+    )
+    if (done := _finish_if_published(params.data_root, version, summary)) is not None:
+        write_index(params.data_root)
+        return done
+
+    summary.data_report = write_data_report(snapshot, dataset, run).path
     split = split_events(snapshot, dataset, run, params.holdout_gap_hours, params.split_cutoff)
     # Behaviour features per stage, each from that stage's training events only.
     features = {
@@ -203,23 +241,10 @@ def _nightly(params: NightlyParams) -> RunSummary:
     document["trigger"] = params.reason  # None for scheduled and hand-started runs
     write_run_metrics(document, run)
 
-    summary = RunSummary(
-        run_id=run.run_id,
-        run_folder=run.path,
-        counts=snapshot.counts,
-        quarantined=snapshot.quarantined,
-        row_accounting={t: a.model_dump() for t, a in validation.accounts.items()},
-        data_docs=validation.data_docs,
-        data_report=data_report.path,
-        new_events=snapshot.n_new_events,
-        already_ingested=snapshot.n_already_ingested,
-        ignored_event_types=snapshot.ignored_event_types,
-        metrics={name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()},
-        chosen_blend=tuning.config.blend,
-        reason=params.reason,
-        gate_passed=decision.passed,
-        gate_reasons=decision.reasons,
-    )
+    summary.metrics = {name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()}
+    summary.chosen_blend = tuning.config.blend
+    summary.gate_passed = decision.passed
+    summary.gate_reasons = decision.reasons
     registration = dict(
         data_root=params.data_root,
         run_id=run.run_id,
@@ -230,13 +255,12 @@ def _nightly(params: NightlyParams) -> RunSummary:
     )
     if not decision.passed:
         summary.evaluation_report = write_evaluation_report(document, snapshot, dataset, run).path
-        created_at = datetime.now(UTC)
         register_model(
             model_path=candidates[BLEND].vectors,
-            version=model_version(candidates[BLEND].vectors, snapshot.fingerprint, created_at),
+            version=version,
             refit_on_all_data=False,
             published=False,
-            created_at=created_at,
+            created_at=datetime.now(UTC),
             **registration,
         )
         write_index(params.data_root)
@@ -254,7 +278,6 @@ def _nightly(params: NightlyParams) -> RunSummary:
     # Registered first, then published from the registry's copy: every scoring process
     # loads the model only if its files still hash to what the registry recorded.
     created_at = datetime.now(UTC)
-    version = model_version(final[BLEND].vectors, snapshot.fingerprint, created_at)
     entry = register_model(
         model_path=final[BLEND].vectors,
         version=version,
@@ -275,8 +298,8 @@ def _nightly(params: NightlyParams) -> RunSummary:
         version=version,
         created_at=created_at,
     )
-    mark_published(params.data_root, version)
     promote_champion(params.data_root, publication.version)
+    mark_published(params.data_root, version)  # last: `published: true` means all done
     summary.evaluation_report = write_evaluation_report(
         document, snapshot, dataset, run, publication.recommendations
     ).path
@@ -286,6 +309,36 @@ def _nightly(params: NightlyParams) -> RunSummary:
     summary.catalog_coverage_per_tier = publication.catalog_coverage_per_tier
     write_index(params.data_root)
     return summary
+
+
+def _finish_if_published(data_root: Path, version: str, summary: RunSummary) -> RunSummary | None:
+    """If `version` is registered and its publication is complete and intact, finish what a
+    killed run may have left (the `latest` switch, the champion, the registry's flag) and
+    return the summary of that publication; otherwise None (the run goes on)."""
+    entry = find_entry(data_root, version)
+    if entry is None:
+        return None
+    publication: Publication | None = find_publication(data_root, version, entry.artifact_sha256)
+    if publication is None:
+        return None
+    if not entry.published:  # killed after the folder was complete: finish the switch
+        switch_latest(Path(data_root) / "published", version)
+        promote_champion(data_root, version)
+        mark_published(data_root, version)
+    document = json.loads((publication.path / "metrics.json").read_text())
+    return summary.model_copy(
+        update={
+            "already_published": True,
+            "metrics": document["candidates"],
+            "chosen_blend": (document.get("tuning") or {}).get("chosen", {}).get("blend", {}),
+            "gate_passed": document["gate"]["passed"],
+            "gate_reasons": document["gate"]["reasons"],
+            "published_version": publication.version,
+            "published_path": publication.recommendations,
+            "users_per_tier": publication.users_per_tier,
+            "catalog_coverage_per_tier": publication.catalog_coverage_per_tier,
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow.parquet as pq
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
@@ -182,8 +182,9 @@ def prune_versions(published_root: Path, keep: int) -> list[str]:
     doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
     for version in doomed:
         shutil.rmtree(published_root / version)
-    for stale in published_root.glob(".staging-*"):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
+    for pattern in (".staging-*", ".replaced-*"):  # left by a killed run
+        for stale in published_root.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
     return doomed
 
 
@@ -198,6 +199,44 @@ def verify_version(folder: Path) -> dict:
         if not path.exists() or file_sha256(path) != entry["sha256"]:
             raise ValueError(f"{path}: checksum does not match manifest.json")
     return manifest
+
+
+def publication_from(folder: Path, manifest: dict) -> Publication:
+    """What a complete version folder holds, from its manifest."""
+    return Publication(
+        version=manifest["model_version"],
+        created_at=datetime.fromisoformat(manifest["created_at"]),
+        path=folder,
+        recommendations=folder / "recommendations.parquet",
+        rows=manifest["row_count"],
+        users=manifest["user_count"],
+        users_per_tier=manifest.get("users_per_tier", {}),
+        catalog_coverage_per_tier=manifest.get("catalog_coverage_per_tier", {}),
+    )
+
+
+@task(name="find-publication")
+def find_publication(data_root: Path, version: str, model_sha256: str) -> Publication | None:
+    """The complete, intact publication of `version` made from the model `model_sha256`,
+    or None. A folder whose files no longer match its manifest is reported and left to be
+    replaced by the rerun."""
+    folder = Path(data_root) / "published" / version
+    if not folder.is_dir():
+        return None
+    try:
+        manifest = verify_version(folder)
+    except ValueError as damaged:
+        get_run_logger().warning("%s; it will be published again", damaged)
+        return None
+    if manifest.get("model_sha256") != model_sha256:
+        get_run_logger().warning(
+            "%s was published from model %s, the registry holds %s; publishing again",
+            folder,
+            manifest.get("model_sha256"),
+            model_sha256,
+        )
+        return None
+    return publication_from(folder, manifest)
 
 
 def _runner(params: PublishParams):
@@ -248,8 +287,13 @@ def complete_version(
     for path in staging.iterdir():
         _fsync(path)
     _fsync(staging)
-    os.rename(staging, published_root / version)
+    final = published_root / version
+    replaced = published_root / f".replaced-{version}-{os.getpid()}"
+    if final.exists():  # a damaged copy of this version (it failed verification): replaced
+        os.rename(final, replaced)
+    os.rename(staging, final)
     _fsync(published_root)
+    shutil.rmtree(replaced, ignore_errors=True)
     switch_latest(published_root, version)
     manifest["pruned"] = prune_versions(published_root, keep_versions)
     return manifest

@@ -78,6 +78,12 @@ def read_entry(data_root: Path, version: str) -> RegistryEntry:
     return RegistryEntry.model_validate_json(path.read_text())
 
 
+def find_entry(data_root: Path, version: str) -> RegistryEntry | None:
+    """The registry's record of `version`, or None if it has none."""
+    path = registry_root(data_root) / version / "model.json"
+    return RegistryEntry.model_validate_json(path.read_text()) if path.exists() else None
+
+
 def current_champion(data_root: Path) -> RegistryEntry | None:
     pointer = registry_root(data_root) / "champion"
     if not pointer.is_symlink():
@@ -99,8 +105,14 @@ def register_model(
     published: bool,
     created_at: datetime,
 ) -> RegistryEntry:
-    """Copy the artifact into the registry and write its model.json (atomically)."""
+    """Copy the artifact into the registry and write its model.json (atomically).
+
+    A published entry is never replaced by a refused challenger of the same version (a
+    rerun on the same snapshot whose gate now faces that very model as champion)."""
     folder = registry_root(data_root) / version
+    existing = find_entry(data_root, version)
+    if existing is not None and existing.published and not refit_on_all_data:
+        return existing
     staging = folder.with_name(f".staging-{version}")
     shutil.rmtree(staging, ignore_errors=True)
     folder.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
