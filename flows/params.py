@@ -7,14 +7,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
 from tasks.models.neighbours import ItemKNNParams
 from tasks.models.transitions import TransitionParams
 from tasks.publish import PublishParams
-from tasks.settings import get_settings
+from tasks.settings import confine, get_settings
 from tasks.train import DEFAULT_BLEND, ModelConfig
 from tasks.tune import TuningParams
 
@@ -110,6 +112,28 @@ class NightlyParams(BaseModel):
         description="why this run was started (monitoring fills it in when it retrains)",
     )
     num_threads: int = Field(2, ge=1, le=64, description="LightFM training threads")
+
+    @field_validator("data_root", "dataset_config")
+    @classmethod
+    def _path_inside_allowed_roots(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return confine(value, info.field_name) if value is not None else None
+
+    @field_validator("source")
+    @classmethod
+    def _source_inside_allowed_roots(cls, value: str | None) -> str | None:
+        """A folder or a SQLite file named here must be inside the allowed roots too."""
+        if not value:
+            return value
+        if "://" not in value:
+            confine(value, "source")
+        elif value.startswith("sqlite"):
+            try:
+                database = make_url(value).database
+            except ArgumentError as error:
+                raise ValueError(f"source is not a valid database URL: {error}") from None
+            if database and database != ":memory:":
+                confine(database, "source")
+        return value
 
     def starting_models(self) -> ModelConfig:
         """The models' starting configuration (before tuning)."""

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from flows.cli import parse_params
 from tasks.publish import current_latest, switch_latest, verify_version
-from tasks.settings import get_settings
+from tasks.settings import confine, get_settings
+from tasks.versions import VERSION_PATTERN
 
 
 class RollbackParams(BaseModel):
@@ -22,13 +23,18 @@ class RollbackParams(BaseModel):
 
     version: str = Field(
         ...,
-        pattern=r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{10}$",
+        pattern=VERSION_PATTERN.pattern,
         description="a folder name under data/published/ (see `ls data/published`)",
     )
     data_root: Path = Field(
         default_factory=lambda: get_settings().data_root,
         description="folder holding published/",
     )
+
+    @field_validator("data_root")
+    @classmethod
+    def _inside_allowed_roots(cls, value: Path) -> Path:
+        return confine(value, "data_root")
 
 
 class RollbackResult(BaseModel):

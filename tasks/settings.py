@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # When the deployments run (deployments/serve.py, deployments/prefect.yaml): the cron
     # lines are read in `timezone`, so 02:00 stays 02:00 local time across daylight saving.
     timezone: str = "UTC"
+    # Folders that path parameters (data_root, dataset_config, a folder or SQLite source)
+    # must stay inside, separated by the OS path separator (`:`): a run started from the UI
+    # cannot read or write elsewhere. Empty = data_root alone.
+    allowed_roots: str = ""
     nightly_cron: str = "0 2 * * *"
     monitor_cron: str = "0 6 * * *"
 
@@ -57,6 +61,28 @@ class Settings(BaseSettings):
     def default_source(self, data_root: Path | None = None) -> str:
         """RECS_SOURCE if set, else the embedded demo store under data_root."""
         return self.source or f"sqlite:///{self.demo_store_path(data_root)}"
+
+
+class PathOutsideAllowedRootsError(ValueError):
+    """A path parameter resolves outside every allowed root."""
+
+
+def confine(path: Path | str, parameter: str) -> Path:
+    """`path` unchanged if it resolves (`..` and symlinks followed) inside one of the
+    allowed roots (RECS_ALLOWED_ROOTS, else RECS_DATA_ROOT); otherwise a
+    PathOutsideAllowedRootsError naming the parameter, the path and the roots."""
+    settings = get_settings()
+    roots = [Path(r) for r in settings.allowed_roots.split(os.pathsep) if r.strip()]
+    roots = [r.expanduser().resolve() for r in roots or [settings.data_root]]
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(r) for r in roots)
+        raise PathOutsideAllowedRootsError(
+            f"{parameter}={str(path)!r} resolves to {resolved}, outside the allowed folders "
+            f"({allowed}); path parameters must stay inside them (set RECS_ALLOWED_ROOTS "
+            "to allow more)"
+        )
+    return Path(path)
 
 
 def get_settings() -> Settings:

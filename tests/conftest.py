@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ import pytest
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# Path parameters must stay inside the allowed roots: the tests' data roots are temporary
+# folders, the benchmarks' and `make run`'s under the repository's data/.
+os.environ.setdefault(
+    "RECS_ALLOWED_ROOTS",
+    os.pathsep.join([tempfile.gettempdir(), str(Path(__file__).resolve().parents[1] / "data")]),
+)
 
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
