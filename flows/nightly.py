@@ -26,6 +26,7 @@ from tasks.gate import CHAMPION, gate
 from tasks.locking import RunInProgressError, exclusive_run
 from tasks.publish import (
     Publication,
+    PublicationError,
     find_publication,
     publish,
     published_data_counts,
@@ -356,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         SourceError,
         IntegrationError,
         RunInProgressError,
+        PublicationError,
     ) as error:
         print(error, file=sys.stderr)
         return 3 if isinstance(error, GateRefusedError) else 1

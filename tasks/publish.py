@@ -94,6 +94,10 @@ def current_latest(published_root: Path) -> str | None:
     return os.readlink(latest) if latest.is_symlink() else None
 
 
+class PublicationError(RuntimeError):
+    """A version could not be written (disk full, permissions): `latest` did not move."""
+
+
 class PublishParams(BaseModel):
     """How publishing runs: versions kept, partitions, and where partitions are scored."""
 
@@ -375,6 +379,19 @@ def publish_recommendations(
             },
             params.keep_versions,
         )
+    except OSError as error:  # disk full, read-only, permissions: say what still serves
+        published_root = Path(data_root) / "published"
+        free_mib = shutil.disk_usage(published_root).free / 2**20
+        serving = current_latest(published_root)
+        outcome = (
+            "the version is complete and served; only the clean-up failed"
+            if serving == version
+            else f"nothing was switched, `latest` still serves {serving}"
+        )
+        raise PublicationError(
+            f"could not write version {version} under {published_root} ({error}; "
+            f"{free_mib:,.1f} MiB free there): {outcome}"
+        ) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when complete
 
