@@ -116,7 +116,13 @@ class NightlyParams(BaseModel):
     @field_validator("data_root", "dataset_config")
     @classmethod
     def _path_inside_allowed_roots(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return confine(value, info.field_name) if value is not None else None
+        """Inside the allowed roots; the deployment's own dataset.toml is always allowed."""
+        if value is None:
+            return None
+        default_config = get_settings().dataset_config.resolve()
+        if info.field_name == "dataset_config" and Path(value).resolve() == default_config:
+            return value
+        return confine(value, info.field_name)
 
     @field_validator("source")
     @classmethod

@@ -13,6 +13,13 @@ from pathlib import Path
 import pytest
 from prefect.settings import get_current_settings
 
+from flows.nightly import nightly
+from flows.params import NightlyParams
+from tasks.sources import SourceError
+from tests.conftest import raw_store_tables
+from tests.cutting_proxy import CuttingProxy
+from tests.test_nightly_e2e import FAST, FAST_TUNING, PERMISSIVE
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -68,3 +75,44 @@ def test_a_full_disk_while_publishing_leaves_latest_and_no_partial_version(data_
     assert report["second_published_flag"] is False
     assert report["champion"] == report["first"]
     assert report["free_bytes"] > 0  # the half-written version's space was given back
+
+
+def test_a_connection_dropped_mid_extraction_is_retried_then_fails_clearly_or_heals(
+    tmp_path, tiny_store_db, postgres_schema, caplog
+):
+    """The shop's PostgreSQL behind a proxy that resets the connection once 100 kB of the
+    events table have come through. Cut every time: the extraction is retried after its
+    backoff, then the run stops with a transient SourceError naming the database; nothing
+    is registered or published. Cut once: the retry reads everything and the run
+    publishes, every event accounted for."""
+    engine, schema, pg_url = postgres_schema
+    tables = raw_store_tables(tiny_store_db)
+    for table, frame in tables.items():
+        frame.to_sql(table, engine, schema=schema, index=False)
+    params = dict(
+        dataset_config=REPO / "dataset.toml",
+        source_retries=1,
+        top_n=10,
+        num_threads=1,
+        model=FAST,
+        tuning=FAST_TUNING,
+        gate=PERMISSIVE,
+    )
+    with CuttingProxy(("127.0.0.1", 5432), after_bytes=100_000) as proxy:
+        url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        assert url != pg_url
+        data_root = tmp_path / "data"
+        proxy.cuts_left = 10**6
+        with pytest.raises(SourceError, match=rf"127\.0\.0\.1:{proxy.port}/test") as failure:
+            nightly(NightlyParams(data_root=data_root, source=url, **params))
+        assert failure.value.transient and "events" in str(failure.value)
+        assert len(proxy.cut_at) == 2  # the first attempt and its one retry, both cut
+        assert "Retry 1/1" in caplog.text
+        assert not (data_root / "published").exists() and not (data_root / "models").exists()
+
+        proxy.cuts_left, proxy.cut_at = 1, []
+        summary = nightly(NightlyParams(data_root=data_root, source=url, **params))
+        assert len(proxy.cut_at) == 1 and proxy.cut_at[0] > 100_000  # cut mid-transfer
+    assert summary.counts["events"] == len(tables["events"])
+    assert summary.row_accounting["events"]["quarantined"] == 0
+    assert (data_root / "published" / "latest" / "recommendations.parquet").exists()

@@ -13,6 +13,7 @@ from flows.nightly import main as nightly_main
 from flows.nightly import nightly
 from flows.params import NightlyParams
 from flows.rollback import RollbackParams
+from tasks.settings import get_settings
 
 
 @pytest.fixture
@@ -42,6 +43,7 @@ def test_paths_inside_the_allowed_root_are_accepted(allowed):
     assert params.data_root == allowed / "runs" / ".." / "data"  # kept as given
     NightlyParams(data_root=allowed / "data", source=f"sqlite:///{allowed}/shop/store.db")
     NightlyParams(data_root=allowed / "data", source="postgresql+psycopg://db.example/shop")
+    NightlyParams(data_root=allowed, dataset_config=get_settings().dataset_config)  # the default
 
 
 def test_traversal_absolute_paths_symlinks_and_sqlite_files_outside_are_refused(allowed):
