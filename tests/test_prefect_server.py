@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
@@ -24,53 +26,74 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def prefect_server(tmp_path):
-    port = free_port()
-    env = os.environ | {
-        "PREFECT_HOME": str(tmp_path / "prefect_home"),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_UI_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    try:
+class PrefectServer:
+    """`prefect server start` on 127.0.0.1 with its own SQLite database; restartable."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        self.env = os.environ | {
+            "PREFECT_HOME": str(folder / "prefect_home"),
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_UI_ENABLED": "false",
+        }
+        self.env.pop("PREFECT_API_URL", None)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = (self.folder / "server.log").open("a")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
-            if server.poll() is not None or time.monotonic() > deadline:
+            if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"prefect server did not start: {(tmp_path / 'server.log').read_text()}"
+                    f"prefect server did not start: {(self.folder / 'server.log').read_text()}"
                 )
             time.sleep(0.5)
-        yield api, env
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path):
+    running = PrefectServer(tmp_path)
+    running.start()
+    try:
+        yield running
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        running.stop()
+
+
+@pytest.fixture
+def prefect_server(server):
+    return server.api, server.env
 
 
 def test_cli_run_is_recorded_by_a_running_server(prefect_server, data_root):
@@ -273,3 +296,60 @@ def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root
         served.terminate()
         served.wait(timeout=60)
         log.close()
+
+
+def test_a_run_survives_the_prefect_server_restarting(server, data_root):
+    """The server stops while a CLI nightly is between extraction and publication, and
+    comes back on the same port and database a few seconds later: the run's client retries
+    (PREFECT_CLIENT_MAX_RETRIES), the run publishes, and the restarted server records the
+    rest of it as COMPLETED."""
+    nightly = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.nightly",
+            "--data_root",
+            str(data_root),
+            "--top_n",
+            "5",
+            "--gate.min_lift",
+            "-1",
+            "--num_threads",
+            "1",
+        ],
+        env=server.env | {"PREFECT_API_URL": server.api},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list((data_root / "runs").glob("*/snapshot/events.parquet")):
+        assert nightly.poll() is None and time.monotonic() < deadline, nightly.communicate()
+        time.sleep(0.2)
+    server.stop()
+    assert nightly.poll() is None  # the run goes on without its server
+    time.sleep(3)
+    server.start()
+    back = time.time()
+    stdout, stderr = nightly.communicate(timeout=600)
+    assert nightly.returncode == 0, stderr[-3000:]
+    assert "published:" in stdout
+    (run,) = [
+        r
+        for r in call("POST", f"{server.api}/flow_runs/filter", json={}).json()
+        if r["parent_task_run_id"] is None
+    ]
+    assert run["state_type"] == "COMPLETED"
+    tasks = call(
+        "POST",
+        f"{server.api}/task_runs/filter",
+        json={"flow_runs": {"id": {"any_": [run["id"]]}}},
+    ).json()
+    after = [t for t in tasks if t["start_time"] and _epoch(t["start_time"]) > back]
+    assert after, "no task started after the restart: the run ended too early to test this"
+    assert all(t["state_type"] == "COMPLETED" for t in after)
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
