@@ -185,7 +185,7 @@ def _nightly(params: NightlyParams) -> RunSummary:
     version = run_version(
         snapshot.fingerprint, snapshot.high_water_mark, run_inputs(params, dataset)
     )
-    if (done := _finish_if_published(params.data_root, version, summary)) is not None:
+    if (done := _finish_if_published(params.data_root, version, summary, run)) is not None:
         write_index(params.data_root)
         return done
 
@@ -312,10 +312,13 @@ def _nightly(params: NightlyParams) -> RunSummary:
     return summary
 
 
-def _finish_if_published(data_root: Path, version: str, summary: RunSummary) -> RunSummary | None:
+def _finish_if_published(
+    data_root: Path, version: str, summary: RunSummary, run: RunFolder
+) -> RunSummary | None:
     """If `version` is registered and its publication is complete and intact, finish what a
-    killed run may have left (the `latest` switch, the champion, the registry's flag) and
-    return the summary of that publication; otherwise None (the run goes on)."""
+    killed run may have left (the `latest` switch, the champion, the registry's flag),
+    record in this run's metrics.json which version it found, and return the summary of
+    that publication; otherwise None (the run goes on)."""
     entry = find_entry(data_root, version)
     if entry is None:
         return None
@@ -327,6 +330,10 @@ def _finish_if_published(data_root: Path, version: str, summary: RunSummary) -> 
         promote_champion(data_root, version)
         mark_published(data_root, version)
     document = json.loads((publication.path / "metrics.json").read_text())
+    write_run_metrics(
+        document | {"run_id": run.run_id, "already_published": version, "trigger": summary.reason},
+        run,
+    )
     return summary.model_copy(
         update={
             "already_published": True,

@@ -255,6 +255,15 @@ def tune(
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
+        logger.info(
+            "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained), %.0f s",
+            trial + 1,
+            params.lightfm_trials,
+            score,
+            epochs,
+            curve[-1][0],
+            lightfm_rows[-1]["seconds"],
+        )
         if score > best_score:
             best_score, best_factors = score, factors
             best_params = candidate.model_copy(update={"epochs": epochs})

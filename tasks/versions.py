@@ -7,10 +7,11 @@ data time: the snapshot's high-water mark (its newest event, UTC), so versions s
 hex:       sha256 of the snapshot's fingerprint, the dataset configuration, every parameter
            that shapes the model or the lists, and the code version.
 
-Parameters that only say where things are or how the work is spread (paths, the source's
-address, retries, partitions, the task runner, versions kept, the run's reason) are left
-out: the same data read from SQLite, PostgreSQL or files, scored locally or on Dask, gives
-the same version. `flows.rollback` and retention read this pattern: keep it.
+Parameters that only say where things are, how they are read or how the work is spread
+(paths, the source's address, retries, full or incremental extraction, partitions, the
+task runner, versions kept, the run's reason) are left out: the same data read from
+SQLite, PostgreSQL or files, scored locally or on Dask, gives the same version.
+`flows.rollback` and retention read this pattern: keep it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,16 @@ VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{10}$")
 
 # Where things are, why the run started, how the work is spread: not what it produces.
 OPERATIONAL_PARAMS = frozenset(
-    {"reason", "data_root", "source", "source_secret", "source_retries", "dataset_config"}
+    {
+        "reason",
+        "data_root",
+        "source",
+        "source_secret",
+        "source_retries",
+        "dataset_config",
+        "extraction",  # full or incremental: the same data either way (the fingerprint)
+        "late_arrival_hours",
+    }
 )
 OPERATIONAL_PUBLISHING = frozenset(
     {"keep_versions", "partition_users", "chunk_size", "runner", "dask_workers", "dask_address"}

@@ -94,7 +94,10 @@ def run_case(shop: Shop, good_version: Path, tmp_path: Path):
             p.name for p in good_version.iterdir()
         )
         return None, error, data_root
-    assert current_latest(data_root / "published") != before
+    # This run published (when the bad rows are quarantined the clean data may equal the
+    # good run's, so the version id may be the same: the manifest names the run).
+    manifest = json.loads((data_root / "published" / "latest" / "manifest.json").read_text())
+    assert manifest["run_id"] == summary.run_id
     accounting = json.loads(
         (data_root / "runs" / summary.run_id / "row_accounting.json").read_text()
     )
