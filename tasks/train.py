@@ -17,7 +17,7 @@ Candidates (all scored by the same exact top-N selector, see tasks/models/__init
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +95,28 @@ class TrainingData:
     user_ids: pd.Series
     product_ids: pd.Series
     weights: dict[str, float]
+
+    def for_users(self, keep: np.ndarray) -> TrainingData:
+        """The same data in which only the users where `keep` is True have events (the
+        others' rows emptied; shapes, ids, features and the popularity demand unchanged)."""
+
+        def only(matrix: sp.csr_matrix) -> sp.csr_matrix:
+            kept = (sp.diags(keep.astype(matrix.dtype)) @ matrix).tocsr()
+            kept.eliminate_zeros()
+            return kept
+
+        rows, cols, rank = self.recency
+        in_recency, in_sequence = keep[rows], keep[self.sequence_rows]
+        users = self.user_ids.to_numpy()[keep]
+        return replace(
+            self,
+            interactions=only(self.interactions),
+            recency=(rows[in_recency], cols[in_recency], rank[in_recency]),
+            sequence_rows=self.sequence_rows[in_sequence],
+            sequence_cols=self.sequence_cols[in_sequence],
+            sequence_rank=self.sequence_rank[in_sequence],
+            events=self.events[self.events["user_id"].isin(users)],
+        )
 
     def decayed_interactions(self, half_life_days: float | None) -> sp.csr_matrix:
         """Weighted interactions, each event halved every `half_life_days` (None: as is)."""

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
@@ -111,6 +112,13 @@ class TuningParams(BaseModel):
     max_users: int = Field(
         10_000, ge=100, le=10_000_000, description="validation users sampled to tune on"
     )
+    max_train_users: int = Field(
+        50_000,
+        ge=100,
+        le=100_000_000,
+        description="users whose events the trials train on: the sampled validation users "
+        "and a random sample of the others; the chosen settings then train on everyone",
+    )
 
 
 class TuningResult(BaseModel):
@@ -119,6 +127,23 @@ class TuningResult(BaseModel):
     lightfm_trials: list[dict]
     neighbour_trials: list[dict] = []
     blend_trials: list[dict]
+    train_users: int = 0  # users sampled for the trials
+    train_users_with_events: int = 0  # rows of the trials' training matrix that hold events
+
+
+def tuning_users(
+    interactions: sp.csr_matrix, validation_rows: np.ndarray, max_users: int, seed: int
+) -> np.ndarray:
+    """Mask of the users tuning trains on: every validation user, then users with events
+    drawn at random (seeded) up to `max_users` in all; everyone if there are fewer."""
+    keep = np.zeros(interactions.shape[0], dtype=bool)
+    keep[validation_rows] = True
+    others = np.flatnonzero((np.diff(interactions.indptr) > 0) & ~keep)
+    room = max(max_users - int(keep.sum()), 0)
+    if room >= len(others):
+        return np.ones_like(keep)
+    keep[np.random.default_rng(seed).choice(others, room, replace=False)] = True
+    return keep
 
 
 def blend_ndcg(
@@ -227,6 +252,15 @@ def tune(
     data = training_data(
         pd.read_parquet(split.tune_train_events), snapshot, features, dataset, config
     )
+    keep = tuning_users(data.interactions, evaluation.rows, params.max_train_users, seed)
+    if not keep.all():
+        data = data.for_users(keep)
+    logger.info(
+        "tuning trains on %d of %d users (%d validation users among them)",
+        int(keep.sum()),
+        len(keep),
+        len(evaluation.rows),
+    )
 
     lightfm_rows: list[dict] = []
     best_params, best_score, best_factors = config.lightfm, -np.inf, None
@@ -322,6 +356,8 @@ def tune(
         lightfm_trials=lightfm_rows,
         neighbour_trials=neighbour_rows,
         blend_trials=blend_rows,
+        train_users=int(keep.sum()),
+        train_users_with_events=int((np.diff(data.interactions.indptr) > 0).sum()),
     )
     run.sub("tuning", "trials.json").write_text(
         json.dumps(result.model_dump(mode="json"), indent=2)

@@ -3,6 +3,8 @@ are what the issue asks for."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +13,9 @@ import scipy.sparse as sp
 from tasks.evaluate import Evaluation
 from tasks.models import Blend, FactorModel
 from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.train import COMPONENTS, HYBRID
-from tasks.tune import blend_candidates, blend_ndcg, lightfm_candidates
+from tasks.train import COMPONENTS, HYBRID, TrainingData
+from tasks.tune import blend_candidates, blend_ndcg, lightfm_candidates, tuning_users
+from tests.test_nightly_e2e import FAST_TUNING, run_nightly
 
 
 def random_evaluation(rng, n_users=300, n_items=40) -> Evaluation:
@@ -71,3 +74,59 @@ def test_search_spaces_start_from_the_configuration_and_keep_the_hybrid():
     assert blends[0] == {HYBRID: 1.0, "item_knn": 0.5}
     assert [b for b in blends if len(b) == 1] == [{name: 1.0} for name in COMPONENTS]
     assert all(b[HYBRID] == 1.0 for b in blends[len(COMPONENTS) + 1 :])
+
+
+def test_tuning_users_keep_every_validation_user_and_a_seeded_sample():
+    rng = np.random.default_rng(3)
+    interactions = sp.random(1_000, 50, density=0.05, format="csr", random_state=3)
+    interactions.data[:] = 1.0
+    validation = rng.choice(1_000, 40, replace=False)
+    keep = tuning_users(interactions, validation, 200, seed=5)
+    assert keep.sum() == 200 and keep[validation].all()
+    active = np.diff(interactions.indptr) > 0
+    assert not (keep & ~active & ~np.isin(np.arange(1_000), validation)).any()
+    assert (keep == tuning_users(interactions, validation, 200, seed=5)).all()  # seeded
+    assert tuning_users(interactions, validation, 5_000, seed=5).all()  # fewer users: all
+
+
+def test_nightly_tunes_on_a_sample_of_users_and_publishes_for_everyone(data_root):
+    """`tuning.max_train_users` below the shop's size: the trials train on that many users'
+    events only (the training matrix of the trials has exactly their rows), the chosen
+    settings are then trained on everyone and every user is published."""
+    summary = run_nightly(data_root, tuning=FAST_TUNING.model_copy(update={"max_train_users": 150}))
+    trials = json.loads((summary.run_folder / "tuning" / "trials.json").read_text())
+    assert trials["train_users"] == 150
+    assert 100 < trials["train_users_with_events"] <= 150  # the other users' rows are empty
+    active = pd.read_parquet(summary.run_folder / "split" / "tune_train_events.parquet")
+    assert active["user_id"].nunique() > 200  # without the sample the trials had them all
+    assert pd.read_parquet(summary.published_path)["user_id"].nunique() == 300
+
+
+def test_for_users_empties_the_other_rows_only():
+    interactions = sp.csr_matrix(np.array([[1.0, 0, 2], [0, 3, 0], [4, 0, 0]]))
+    users = pd.Series(["a", "b", "c"])
+    events = pd.DataFrame({"user_id": ["a", "b", "c", "c"], "product_id": ["x", "y", "x", "x"]})
+    data = TrainingData(
+        interactions=interactions,
+        recent_demand=interactions,
+        recency=(np.array([0, 1, 2]), np.array([0, 1, 0]), np.array([0, 0, 0])),
+        sequence_rows=np.array([0, 2]),
+        sequence_cols=np.array([2, 0]),
+        sequence_rank=np.array([0, 0]),
+        user_features=interactions,
+        item_features=interactions,
+        user_plain=interactions,
+        item_plain=interactions,
+        item_attributes=interactions,
+        segments=np.zeros(3),
+        categories=np.zeros(3),
+        events=events,
+        user_ids=users,
+        product_ids=pd.Series(["x", "y", "z"]),
+        weights={"purchase": 1.0},
+    )
+    kept = data.for_users(np.array([True, False, True]))
+    assert kept.interactions.toarray().tolist() == [[1, 0, 2], [0, 0, 0], [4, 0, 0]]
+    assert kept.interactions.nnz == 3 and kept.recent_demand is interactions
+    assert kept.recency[0].tolist() == [0, 2] and kept.sequence_rows.tolist() == [0, 2]
+    assert kept.events["user_id"].tolist() == ["a", "c", "c"]
