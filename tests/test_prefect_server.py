@@ -96,24 +96,28 @@ def prefect_server(server):
     return server.api, server.env
 
 
+def cli_nightly(data_root: Path, *options: str) -> list[str]:
+    """`python -m flows.nightly` on data_root: top 5, a permissive gate, one thread."""
+    return [
+        sys.executable,
+        "-m",
+        "flows.nightly",
+        "--data_root",
+        str(data_root),
+        "--top_n",
+        "5",
+        "--gate.min_lift",
+        "-1",
+        "--num_threads",
+        "1",
+        *options,
+    ]
+
+
 def test_cli_run_is_recorded_by_a_running_server(prefect_server, data_root):
     api, env = prefect_server
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flows.nightly",
-            "--data_root",
-            str(data_root),
-            "--top_n",
-            "5",
-            "--gate.min_lift",
-            "-1",
-            "--model.epochs",
-            "5",
-            "--num_threads",
-            "1",
-        ],
+        cli_nightly(data_root, "--model.epochs", "5"),
         env=env | {"PREFECT_API_URL": api},
         cwd=REPO,
         capture_output=True,
@@ -304,19 +308,7 @@ def test_a_run_survives_the_prefect_server_restarting(server, data_root):
     (PREFECT_CLIENT_MAX_RETRIES), the run publishes, and the restarted server records the
     rest of it as COMPLETED."""
     nightly = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.nightly",
-            "--data_root",
-            str(data_root),
-            "--top_n",
-            "5",
-            "--gate.min_lift",
-            "-1",
-            "--num_threads",
-            "1",
-        ],
+        cli_nightly(data_root),
         env=server.env | {"PREFECT_API_URL": server.api},
         cwd=REPO,
         stdout=subprocess.PIPE,
