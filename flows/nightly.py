@@ -212,10 +212,16 @@ def _nightly(params: NightlyParams) -> RunSummary:
         features=features["tune"],
         config=params.starting_models(),
         params=params.tuning,
+        min_coverage=params.gate.min_coverage,
         **common,
     )
     training = common | {"config": tuning.config}
-    candidates = train_candidates(split.train_events, features=features["evaluate"], **training)
+    candidates = train_candidates(
+        split.train_events,
+        features=features["evaluate"],
+        **training,
+        keep_states=params.refit_epochs is not None,
+    )
     champion = current_champion(params.data_root)
     if champion is not None:
         # Re-trained on this split with its own configuration: its stored artifact has
@@ -229,7 +235,15 @@ def _nightly(params: NightlyParams) -> RunSummary:
             only_blend=True,
         )
         candidates[CHAMPION] = rerun[BLEND]
-    metrics = evaluate_candidates(candidates, split, snapshot, dataset, run)
+    metrics = evaluate_candidates(
+        candidates,
+        split,
+        snapshot,
+        dataset,
+        run,
+        max_users=params.max_test_users,
+        seed=params.seed,
+    )
     decision = gate(
         metrics,
         BLEND,
@@ -268,13 +282,18 @@ def _nightly(params: NightlyParams) -> RunSummary:
         raise GateRefusedError(summary.render())
 
     # The gate judged the model trained without the test purchases; the published one
-    # is refit with the same settings on everything, so the latest purchases count too.
+    # is refit with the same settings on everything, so the latest purchases count too
+    # (LightFM continues from the judged model for a few epochs: refit_epochs).
     final = train_candidates(
         snapshot.tables["events"],
         features=features["final"],
         **training,
         stage="final",
         only_blend=True,
+        continue_from=candidates,
+        continue_epochs=min(params.refit_epochs, tuning.config.lightfm.epochs)
+        if params.refit_epochs
+        else None,
     )
     # Registered first, then published from the registry's copy: every scoring process
     # loads the model only if its files still hash to what the registry recorded.

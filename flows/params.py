@@ -105,6 +105,21 @@ class NightlyParams(BaseModel):
         30.0, gt=0, le=3650, description="time decay of the popularity baselines"
     )
     gate: GateParams = Field(default_factory=GateParams)
+    max_test_users: int = Field(
+        50_000,
+        ge=100,
+        le=100_000_000,
+        description="test users the candidates are evaluated and gated on (a seeded sample "
+        "when the split holds more; every candidate is scored on the same users)",
+    )
+    refit_epochs: int | None = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="epochs the published model's LightFM component trains on all events, "
+        "continuing from the evaluated model (at most the tuned epochs); empty = train it "
+        "again from scratch for the tuned epochs",
+    )
     seed: int = Field(42, ge=0, description="random seed of training")
     reason: str | None = Field(
         None,

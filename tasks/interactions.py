@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 
 def index_of(ids: pd.Series, universe: pd.Series) -> np.ndarray:
-    """Positions of `ids` in `universe` (-1 where absent), vectorised."""
-    return pd.Index(universe).get_indexer(ids)
+    """Positions of `ids` in `universe` (unique; -1 where absent), vectorised: Arrow's hash
+    lookup (21M ids into 500k users: 0.7 s, pandas' get_indexer 4.5 s), or pandas' when the
+    two sides' types do not compare in Arrow."""
+    try:
+        found = pc.index_in(pa.array(ids), value_set=pa.array(universe))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pd.Index(universe).get_indexer(ids)
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def instants(values: pd.Series) -> np.ndarray:
+    """A datetime column as datetime64 (UTC, no time zone): `to_numpy()` on a zoned column
+    builds one Python Timestamp per value (24 s for 21M events), this takes ~1 s."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.to_numpy()
 
 
 def weighted_interactions(
@@ -62,7 +78,7 @@ def recency_ranks(
     chosen = events[events["event_type"].isin(event_types)]
     rows = index_of(chosen["user_id"], user_ids)
     cols = index_of(chosen["product_id"], product_ids)
-    frame = pd.DataFrame({"row": rows, "col": cols, "at": chosen["occurred_at"].to_numpy()})[
+    frame = pd.DataFrame({"row": rows, "col": cols, "at": instants(chosen["occurred_at"])})[
         (rows >= 0) & (cols >= 0)
     ]
     latest = frame.groupby(["row", "col"], sort=False)["at"].max().reset_index()

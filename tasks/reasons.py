@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tasks.interactions import bought_matrix
+from tasks.interactions import bought_matrix, index_of, instants
 from tasks.models import Blend, FactorModel
 from tasks.train import (
     CATEGORY_TRANSITIONS,
@@ -74,15 +74,15 @@ class ReasonContext:
     ) -> ReasonContext:
         """purchases: user_id, product_id, event_type, occurred_at of transactions."""
         n_users, n_products = len(users), len(products)
-        u = pd.Index(users["user_id"]).get_indexer(purchases["user_id"])
-        p = pd.Index(products["product_id"]).get_indexer(purchases["product_id"])
+        u = index_of(purchases["user_id"], users["user_id"])
+        p = index_of(purchases["product_id"], products["product_id"])
         ok = (u >= 0) & (p >= 0)
         u, p = u[ok], p[ok]
         types = list(purchases["event_type"].unique()) if "event_type" in purchases else []
         bought = bought_matrix(purchases, users["user_id"], products["product_id"], types)
         last = np.full(n_users, -1, dtype=np.int64)
         if len(u):
-            order = np.argsort(purchases["occurred_at"].to_numpy()[ok], kind="stable")
+            order = np.argsort(instants(purchases["occurred_at"])[ok], kind="stable")
             last[u[order]] = p[order]  # later purchases overwrite earlier ones
         names = (
             products[name_column].astype("string").fillna(products["product_id"].astype(str))

@@ -28,6 +28,8 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, Field, model_validator
 
+from tasks.interactions import index_of, instants
+
 
 class Contraindication(BaseModel):
     """Never recommend products whose `product_column` holds one of `product_values` to
@@ -122,15 +124,15 @@ def exclusion_matrix(
     """users × products: True where a bought product is still inside its window.
 
     purchases: user_id, product_id, occurred_at of the transaction events."""
-    user_row = pd.Index(user_ids).get_indexer(purchases["user_id"])
-    product_col = pd.Index(product_ids).get_indexer(purchases["product_id"])
+    user_row = index_of(purchases["user_id"], user_ids)
+    product_col = index_of(purchases["product_id"], product_ids)
     known = (user_row >= 0) & (product_col >= 0)
     last = (
         pd.DataFrame(
             {
                 "u": user_row[known],
                 "p": product_col[known],
-                "at": purchases["occurred_at"].to_numpy()[known],
+                "at": instants(purchases["occurred_at"])[known],
             }
         )
         .groupby(["u", "p"], sort=False)["at"]

@@ -82,3 +82,4 @@ class TrainedModel(BaseModel):
     name: str
     vectors: Path  # a FactorModel .npz (score = user · item) or a Blend folder
     params: dict
+    state: Path | None = None  # LightFM: what a later fit can continue from (lightfm_hybrid)

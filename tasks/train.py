@@ -17,6 +17,7 @@ Candidates (all scored by the same exact top-N selector, see tasks/models/__init
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from tasks.dataset import DatasetSpec
 from tasks.interactions import decayed_history, recency_ranks, weighted_interactions
 from tasks.models import Blend, FactorModel
 from tasks.models.content import fit_content
-from tasks.models.lightfm_hybrid import LightFMParams, fit_lightfm
+from tasks.models.lightfm_hybrid import FeatureNames, LightFMParams, fit_lightfm, save_state
 from tasks.models.neighbours import ItemKNNParams, fit_item_knn
 from tasks.models.popularity import fit_popularity, fit_segment_popularity, segment_codes
 from tasks.models.transitions import (
@@ -95,6 +96,7 @@ class TrainingData:
     user_ids: pd.Series
     product_ids: pd.Series
     weights: dict[str, float]
+    feature_names: FeatureNames  # column names of user_features, item_features
 
     def for_users(self, keep: np.ndarray) -> TrainingData:
         """The same data in which only the users where `keep` is True have events (the
@@ -177,8 +179,9 @@ def training_data(
     types = dataset.events.transaction_types
     seq_rows, seq_cols, seq_rank = recency_ranks(events, user_ids, product_ids, types)
     item_features = sp.load_npz(features.item_features).tocsr()
-    names = json.loads(Path(features.names).read_text())["item"]
-    declared = pd.Series(names).str.split("=", n=1).str[0].isin(list(dataset.product_features))
+    names = json.loads(Path(features.names).read_text())
+    declared = pd.Series(names["item"]).str.split("=", n=1).str[0]
+    declared = declared.isin(list(dataset.product_features))
     attribute_columns = np.flatnonzero(declared.to_numpy())
     users = pd.read_parquet(snapshot.tables["users"])
     columns = [c for c in dataset.models.segment_columns if c in users.columns]
@@ -200,6 +203,7 @@ def training_data(
         user_ids=user_ids,
         product_ids=product_ids,
         weights=weights,
+        feature_names=(names["user"], names["item"]),
     )
 
 
@@ -215,6 +219,19 @@ def lightfm_features(
     return data.user_plain, data.item_plain
 
 
+def lightfm_feature_names(
+    data: TrainingData, params: LightFMParams, hybrid: bool = True
+) -> FeatureNames | None:
+    """The names of the columns `lightfm_features` gives (None: identity only). The plain
+    matrices' columns are the first ones of the matrices with behaviour features."""
+    if not hybrid:
+        return None
+    users, items = data.feature_names
+    if params.behaviour_features:
+        return users, items
+    return users[: data.user_plain.shape[1]], items[: data.item_plain.shape[1]]
+
+
 def fit_candidate(
     name: str,
     data: TrainingData,
@@ -222,8 +239,12 @@ def fit_candidate(
     seed: int,
     num_threads: int,
     lightfm_params: LightFMParams | None = None,
+    state_path: Path | None = None,
+    warm_start: Path | None = None,
 ) -> FactorModel:
-    """Fit one candidate family on `data`."""
+    """Fit one candidate family on `data`. LightFM families: `state_path` keeps what a
+    later fit needs to continue from this one; `warm_start` continues from such a state
+    (for the epochs the parameters say)."""
     if name == POPULARITY:
         return fit_popularity(data.recent_demand)
     if name == SEGMENT_POPULARITY:
@@ -254,14 +275,19 @@ def fit_candidate(
     if name in (HYBRID, LIGHTFM_CF):
         params = lightfm_params or config.lightfm
         user_features, item_features = lightfm_features(data, params, hybrid=name == HYBRID)
-        _, factors, _ = fit_lightfm(
+        names = lightfm_feature_names(data, params, hybrid=name == HYBRID)
+        model, factors, _ = fit_lightfm(
             data.decayed_interactions(params.half_life_days),
             user_features,
             item_features,
             params,
             seed=seed,
             num_threads=num_threads,
+            warm_start=warm_start,
+            names=names,
         )
+        if state_path is not None:
+            save_state(model, state_path, names)
         return factors
     raise ValueError(f"unknown candidate {name!r}; known: {', '.join(COMPONENTS)}")
 
@@ -278,10 +304,18 @@ def train_candidates(
     run: RunFolder,
     stage: str = "candidates",
     only_blend: bool = False,
+    keep_states: bool = False,
+    continue_from: dict[str, TrainedModel] | None = None,
+    continue_epochs: int | None = None,
 ) -> dict[str, TrainedModel]:
     """Fit the candidates and the blend on the events in `events_path`; write them under
     models/<stage>/. only_blend=True fits just the blend's components (the refit for
-    publishing needs nothing else)."""
+    publishing needs nothing else).
+
+    keep_states: also write the LightFM states the blend's refit can continue from.
+    continue_from, continue_epochs: the LightFM components whose model in `continue_from`
+    kept its state continue from it for `continue_epochs` epochs on these events, instead
+    of training from scratch for the tuned epochs."""
     logger = get_run_logger()
     events = pd.read_parquet(events_path)
     data = training_data(events, snapshot, features, dataset, config)
@@ -293,8 +327,33 @@ def train_candidates(
 
     fitted: dict[str, FactorModel] = {}
     trained: dict[str, TrainedModel] = {}
+    blend_names = set(weighted | fallbacks)
     for name in names:
-        fitted[name] = fit_candidate(name, data, config, seed, num_threads)
+        started = time.perf_counter()
+        lightfm = name in (HYBRID, LIGHTFM_CF)
+        state = folder / f"{name}.state.npz" if keep_states and lightfm else None
+        state = state if name in blend_names else None
+        start = (continue_from or {}).get(name)
+        warm = start.state if start is not None and continue_epochs else None
+        fitted[name] = fit_candidate(
+            name,
+            data,
+            config,
+            seed,
+            num_threads,
+            lightfm_params=config.lightfm.model_copy(update={"epochs": continue_epochs})
+            if warm
+            else None,
+            state_path=state,
+            warm_start=warm,
+        )
+        logger.info(
+            "%s: %s fitted in %.1f s%s",
+            stage,
+            name,
+            time.perf_counter() - started,
+            f" ({continue_epochs} epochs from the evaluated model)" if warm else "",
+        )
         params = {
             HYBRID: config.lightfm.model_dump(),
             LIGHTFM_CF: config.lightfm.model_dump(),
@@ -307,7 +366,10 @@ def train_candidates(
         trained[name] = TrainedModel(
             name=name,
             vectors=fitted[name].save(folder / f"{name}.npz"),
-            params=params | {"seed": seed},
+            params=params
+            | {"seed": seed}
+            | ({"epochs": continue_epochs, "continued_from": str(warm)} if warm else {}),
+            state=state,
         )
     blend = Blend({name: fitted[name] for name in weighted | fallbacks}, weighted | fallbacks)
     trained[BLEND] = TrainedModel(

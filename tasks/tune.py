@@ -154,7 +154,21 @@ def blend_ndcg(
     pool_size: int = POOL_SIZE,
     chunk_size: int = 512,
 ) -> np.ndarray:
-    """Validation NDCG@k of every weighting, each component scored once per chunk of users.
+    """Validation NDCG@k of every weighting (see `blend_metrics`)."""
+    return blend_metrics(components, weightings, evaluation, k, pool_size, chunk_size)[0]
+
+
+def blend_metrics(
+    components: dict[str, FactorModel],
+    weightings: list[dict[str, float]],
+    evaluation: Evaluation,
+    k: int = 10,
+    pool_size: int = POOL_SIZE,
+    chunk_size: int = 512,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validation NDCG@k and catalogue coverage@k (share of the products in anyone's top k;
+    a tie at the k-th place may go either way) of every weighting, each component scored
+    once per chunk of users.
 
     A weighting's ranking is taken within a pool: the union of every component's top
     `pool_size` products (plus the relevant one), so all weightings are scored at once with
@@ -166,6 +180,8 @@ def blend_ndcg(
         [[w.get(name, 0.0) for name in names] for w in weightings], dtype=np.float32
     )  # trials × components
     totals = np.zeros(len(weightings))
+    n_items = next(iter(components.values())).n_items
+    shown = np.zeros((len(weightings), n_items), dtype=bool)
     for begin in range(0, len(evaluation.rows), chunk_size):
         rows = evaluation.rows[begin : begin + chunk_size]
         truth = evaluation.truth[begin : begin + chunk_size]
@@ -195,7 +211,13 @@ def blend_ndcg(
         rank = (blended > target).sum(axis=1) + ((blended == target) & lower).sum(axis=1)
         rank[~np.isfinite(target[:, 0, :])] = k  # an excluded relevant product is a miss
         totals += np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0).sum(axis=0)
-    return totals / max(len(evaluation.rows), 1)
+        width = min(k, pool.shape[1])
+        top = np.argpartition(-blended, width - 1, axis=1)[:, :width, :]  # users × k × trials
+        listed = np.take_along_axis(blended, top, axis=1) > -np.inf
+        products = np.take_along_axis(pool[:, :, None], top, axis=1)
+        trial = np.broadcast_to(np.arange(len(weightings)), products.shape)
+        shown[trial[listed], products[listed]] = True
+    return totals / max(len(evaluation.rows), 1), shown.sum(axis=1) / max(n_items, 1)
 
 
 def lightfm_candidates(base: LightFMParams, trials: int, seed: int) -> list[LightFMParams]:
@@ -240,8 +262,11 @@ def tune(
     seed: int,
     num_threads: int,
     run: RunFolder,
+    min_coverage: float = 0.0,
 ) -> TuningResult:
-    """Search on (pre-validation events → validation transaction); return the chosen config."""
+    """Search on (pre-validation events → validation transaction); return the chosen config.
+    The blend chosen is the best by NDCG@10 among the weightings with the hybrid whose
+    catalogue coverage@10 reaches `min_coverage` (the gate's), if any does."""
     logger = get_run_logger()
     if not params.search:
         logger.info("tuning is off: LightFM %s, blend %s", config.lightfm, config.blend)
@@ -328,22 +353,44 @@ def tune(
         for name in COMPONENTS
     }
     weightings = blend_candidates(config.blend, params.blend_trials, seed)
-    scores = blend_ndcg(components, weightings, evaluation)
+    scores, coverage = blend_metrics(components, weightings, evaluation)
+
+    def eligible_weightings() -> np.ndarray:
+        """With the hybrid, and (if any can) the catalogue coverage the gate asks for."""
+        hybrid = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
+        covered = hybrid & (coverage >= min_coverage)
+        return covered if covered.any() else hybrid
+
     for _ in range(params.blend_rounds):
-        eligible = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
+        eligible = eligible_weightings()
         best = weightings[int(np.flatnonzero(eligible)[np.argmax(scores[eligible])])]
         refined = [w for w in coordinate_moves(best) if w not in weightings]
         if not refined:
             break
         weightings += refined
-        scores = np.concatenate([scores, blend_ndcg(components, refined, evaluation)])
-    eligible = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
+        more_scores, more_coverage = blend_metrics(components, refined, evaluation)
+        scores = np.concatenate([scores, more_scores])
+        coverage = np.concatenate([coverage, more_coverage])
+    eligible = eligible_weightings()
+    if not (coverage[eligible] >= min_coverage).all():
+        logger.warning(
+            "no blend weighting reaches catalogue coverage@10 %.3f on the validation users "
+            "(best %.4f): the gate will refuse the blend",
+            min_coverage,
+            coverage.max(),
+        )
     chosen = int(np.flatnonzero(eligible)[np.argmax(scores[eligible])])
     blend_rows = [
         {"trial": t}
         | {name: weights.get(name, 0.0) for name in COMPONENTS}
-        | {"validation_NDCG@10": round(float(score), 5), "eligible": bool(ok)}
-        for t, (weights, score, ok) in enumerate(zip(weightings, scores, eligible, strict=True))
+        | {
+            "validation_NDCG@10": round(float(score), 5),
+            "validation_coverage@10": round(float(covered), 5),
+            "eligible": bool(ok),
+        }
+        for t, (weights, score, covered, ok) in enumerate(
+            zip(weightings, scores, coverage, eligible, strict=True)
+        )
     ]
     chosen_blend = {name: w for name, w in weightings[chosen].items() if w > 0}
     tuned = tuned.model_copy(update={"blend": chosen_blend})

@@ -166,6 +166,41 @@ def test_table_names_are_quoted(postgres_schema):
         assert read_sql(url, name)["x"].tolist() == [len(name)]  # found on the search_path
 
 
+def test_reading_in_chunks_gives_what_one_read_gives(tmp_path, postgres_schema, monkeypatch):
+    """On SQLite and PostgreSQL, a table read in chunks of 3 rows equals the same table read
+    at once, dtypes included, though the first chunks' `rating` and `note` are all NULL."""
+    import sqlalchemy as sa
+
+    import tasks.sources.sql as sql
+
+    table = pd.DataFrame(
+        {
+            "event_id": range(10),
+            "user_id": [f"u{i % 4}" for i in range(10)],
+            "rating": [None] * 6 + [4.0, None, 5.0, 1.0],
+            "note": [None] * 7 + ["ok", None, "good"],
+        }
+    )
+    engine, schema, pg_url = postgres_schema
+    sqlite_url = f"sqlite:///{tmp_path / 'chunks.db'}"
+    table.to_sql("events", sa.create_engine(sqlite_url), index=False)
+    table.to_sql("events", engine, schema=schema, index=False)
+    sizes, real_read_sql = [], pd.read_sql
+    monkeypatch.setattr(
+        pd, "read_sql", lambda *a, **k: sizes.append(k.get("chunksize")) or real_read_sql(*a, **k)
+    )
+    for url in (sqlite_url, pg_url):
+        at_once = read_sql(url, "events")
+        monkeypatch.setattr(sql, "CHUNK_ROWS", 3)
+        chunked = read_sql(url, "events")
+        monkeypatch.setattr(sql, "CHUNK_ROWS", 1_000_000)
+        pd.testing.assert_frame_equal(chunked, at_once)
+        assert chunked["rating"].dtype == "float64"
+        assert chunked["note"].iloc[:7].isna().all()
+        assert chunked["note"].iloc[[7, 9]].tolist() == ["ok", "good"]
+    assert sizes.count(3) == 2  # both chunked reads really asked for chunks of 3
+
+
 def test_an_unreachable_database_is_retried_with_backoff_then_fails_clearly(tmp_path, caplog):
     """Nothing listens on port 1: the extraction is retried after its backoff (5 s), then
     the run stops with a message naming the database, and nothing is published."""

@@ -10,11 +10,17 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tasks.evaluate import Evaluation
+from tasks.evaluate import Evaluation, rank_users
 from tasks.models import Blend, FactorModel
 from tasks.models.lightfm_hybrid import LightFMParams
 from tasks.train import COMPONENTS, HYBRID, TrainingData
-from tasks.tune import blend_candidates, blend_ndcg, lightfm_candidates, tuning_users
+from tasks.tune import (
+    blend_candidates,
+    blend_metrics,
+    blend_ndcg,
+    lightfm_candidates,
+    tuning_users,
+)
 from tests.test_nightly_e2e import FAST_TUNING, run_nightly
 
 
@@ -62,6 +68,12 @@ def test_pooled_blend_search_equals_exact_ranking_when_the_pool_is_everything(se
     pooled = blend_ndcg(components, weightings, evaluation, pool_size=n_items)
     exact = [evaluation.ndcg(Blend({n: components[n] for n in w}, w)) for w in weightings]
     np.testing.assert_allclose(pooled, exact, atol=1e-9)
+    # coverage@10 too, where no tie sits at the 10th place (continuous scores: "a")
+    _, coverage = blend_metrics(components, [{"a": 1.0}], evaluation, pool_size=n_items)
+    exact_top = rank_users(
+        Blend({"a": components["a"]}, {"a": 1.0}), evaluation.rows, 10, evaluation.exclude
+    )
+    assert coverage[0] == len(np.unique(exact_top[exact_top >= 0])) / n_items
 
 
 def test_search_spaces_start_from_the_configuration_and_keep_the_hybrid():
@@ -124,6 +136,7 @@ def test_for_users_empties_the_other_rows_only():
         user_ids=users,
         product_ids=pd.Series(["x", "y", "z"]),
         weights={"purchase": 1.0},
+        feature_names=(["u0", "u1", "u2"], ["x", "y", "z"]),
     )
     kept = data.for_users(np.array([True, False, True]))
     assert kept.interactions.toarray().tolist() == [[1, 0, 2], [0, 0, 0], [4, 0, 0]]

@@ -5,9 +5,11 @@ from their attributes. Trained epoch by epoch so tuning can stop early."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from lightfm import LightFM
 from pydantic import BaseModel, Field
@@ -53,6 +55,60 @@ def _training_matrices(interactions: sp.csr_matrix) -> tuple[sp.coo_matrix, sp.c
     return positives, sample_weight
 
 
+SIDES = ("user", "item")
+# What LightFM learns per feature row: embeddings, biases, and their AdaGrad accumulators.
+STATE_ARRAYS = (
+    "embeddings",
+    "embedding_gradients",
+    "embedding_momentum",
+    "biases",
+    "bias_gradients",
+    "bias_momentum",
+)
+
+FeatureNames = tuple[list[str], list[str]]  # (user side, item side), one per feature column
+
+
+def save_state(model: LightFM, path: Path, names: FeatureNames | None) -> Path:
+    """What a later fit needs to continue from `model`: its arrays and the name of every
+    feature row (names None: identity only, rows are users and products in table order).
+    Plain arrays in an .npz, nothing pickled."""
+    arrays = {f"{side}_{a}": getattr(model, f"{side}_{a}") for side in SIDES for a in STATE_ARRAYS}
+    for side, side_names in zip(SIDES, names or ([], []), strict=True):
+        arrays[f"{side}_names"] = np.asarray(side_names, dtype=str)
+    np.savez(path, **arrays)
+    return path
+
+
+def _continue_from(
+    model: LightFM, state: Path, names: FeatureNames | None, no_components: int
+) -> dict[str, int]:
+    """Load a saved state into `model` (already initialised for today's features): each
+    feature row takes the saved row of the same name (identity-only models: the same
+    position); rows the saved model never had keep their fresh start. Returns the rows
+    carried over per side."""
+    carried = {}
+    with np.load(state, allow_pickle=False) as saved:
+        if saved["user_embeddings"].shape[1] != no_components:
+            raise ValueError(
+                f"cannot continue from {state}: it has {saved['user_embeddings'].shape[1]} "
+                f"components, the parameters ask for {no_components}"
+            )
+        for k, side in enumerate(SIDES):
+            target_rows = getattr(model, f"{side}_biases").shape[0]
+            saved_names = saved[f"{side}_names"]
+            if names is None or len(saved_names) == 0:
+                source = np.arange(target_rows)
+                source[source >= saved[f"{side}_biases"].shape[0]] = -1
+            else:
+                source = pd.Index(saved_names).get_indexer(names[k])
+            known = source >= 0
+            for a in STATE_ARRAYS:
+                getattr(model, f"{side}_{a}")[known] = saved[f"{side}_{a}"][source[known]]
+            carried[side] = int(known.sum())
+    return carried
+
+
 def fit_lightfm(
     interactions: sp.csr_matrix,
     user_features: sp.csr_matrix | None,
@@ -63,6 +119,8 @@ def fit_lightfm(
     validate: Callable[[FactorModel], float] | None = None,
     eval_every: int = 5,
     patience: int = 2,
+    warm_start: Path | None = None,
+    names: FeatureNames | None = None,
 ) -> tuple[LightFM, FactorModel, list[tuple[int, float]]]:
     """Fit on log-damped interaction weights for `params.epochs` epochs.
 
@@ -71,6 +129,9 @@ def fit_lightfm(
     curve lists (epochs, score) and the factors are those of the best check (the LightFM
     object is the one at the last epoch trained).
     Features None = identity only (collaborative filtering).
+    warm_start: a state written by `save_state`; training continues from it for
+    `params.epochs` epochs, its feature rows matched to today's by `names` (the names of
+    the feature matrices' columns).
     """
     positives, sample_weight = _training_matrices(interactions)
     model = LightFM(
@@ -87,8 +148,11 @@ def fit_lightfm(
     )
     if params.loss != "warp-kos":
         fit_kwargs["sample_weight"] = sample_weight
+    if warm_start is not None:
+        model.fit_partial(positives, epochs=0, **fit_kwargs)  # initialised for today's rows
+        _continue_from(model, warm_start, names, params.no_components)
     if validate is None:
-        model.fit(positives, epochs=params.epochs, **fit_kwargs)
+        model.fit_partial(positives, epochs=params.epochs, **fit_kwargs)
         return model, factors_of(model, user_features, item_features), []
 
     curve: list[tuple[int, float]] = []

@@ -28,9 +28,9 @@ def segment_codes(users: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One integer per user: the combination of its values in `columns` (-1: no segment)."""
     if not columns:
         return np.zeros(len(users), dtype=np.int64)
-    key = users[columns].astype("string").fillna("?").agg(" × ".join, axis=1)
-    codes, _ = pd.factorize(key)
-    return codes.astype(np.int64)
+    values = users[columns].astype("string").fillna("?")
+    # numbered in order of first appearance, as factorising the joined values would be
+    return values.groupby(columns, sort=False).ngroup().to_numpy(np.int64)
 
 
 def fit_segment_popularity(interactions: sp.csr_matrix, segments: np.ndarray) -> FactorModel:
