@@ -223,7 +223,10 @@ def _nightly(params: NightlyParams) -> RunSummary:
         keep_states=params.refit_epochs is not None,
     )
     champion = current_champion(params.data_root)
-    if champion is not None:
+    if champion is not None and ModelConfig.model_validate(champion.config) == tuning.config:
+        # Same configuration, same split, same seed: its retraining is the challenger.
+        candidates[CHAMPION] = candidates[BLEND]
+    elif champion is not None:
         # Re-trained on this split with its own configuration: its stored artifact has
         # seen today's test purchases, so scoring it as-is would flatter it.
         rerun = train_candidates(

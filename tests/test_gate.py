@@ -111,3 +111,22 @@ def test_the_champion_survives_a_worse_challenger(data_root):
     assert refused["gate"]["champion"] == first.published_version
     assert refused["gate"]["checks"]["not_worse_than_champion"] is False
     assert CHAMPION in refused["candidates"]
+
+
+def test_a_champion_with_the_challengers_configuration_is_not_trained_twice(data_root):
+    """Same configuration (tuning off): the challenger's training stands for the
+    champion's; another configuration: the champion is re-trained on the split."""
+    from tests.test_nightly_e2e import run_nightly
+
+    fixed = dict(tuning=TuningParams(search=False), model=LightFMParams(no_components=8, epochs=3))
+    first = run_nightly(data_root, top_n=10, **fixed)
+    same = run_nightly(data_root, top_n=5, **fixed)  # another version, the same models
+    assert not (same.run_folder / "models" / "champion").exists()
+    blend = same.metrics["blend"]
+    assert same.metrics[CHAMPION] == {k: v for k, v in blend.items() if "[rules:" not in k}
+    assert first.published_version != same.published_version
+    other = run_nightly(
+        data_root, top_n=5, tuning=TuningParams(search=False), model=LightFMParams(epochs=2)
+    )
+    assert (other.run_folder / "models" / "champion" / "blend").exists()
+    assert other.metrics[CHAMPION] != other.metrics["blend"]
