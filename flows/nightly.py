@@ -257,6 +257,10 @@ def _nightly(params: NightlyParams) -> RunSummary:
     )
     document = metrics_document(metrics, decision, split, snapshot, run, tuning)
     document["trigger"] = params.reason  # None for scheduled and hand-started runs
+    continued_epochs = (
+        min(params.refit_epochs, tuning.config.lightfm.epochs) if params.refit_epochs else None
+    )  # the refit's LightFM epochs from the evaluated model (None: from scratch)
+    document["published_model"]["lightfm_continued_epochs"] = continued_epochs
     write_run_metrics(document, run)
 
     summary.metrics = {name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()}
@@ -294,9 +298,7 @@ def _nightly(params: NightlyParams) -> RunSummary:
         stage="final",
         only_blend=True,
         continue_from=candidates,
-        continue_epochs=min(params.refit_epochs, tuning.config.lightfm.epochs)
-        if params.refit_epochs
-        else None,
+        continue_epochs=continued_epochs,
     )
     # Registered first, then published from the registry's copy: every scoring process
     # loads the model only if its files still hash to what the registry recorded.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -89,4 +91,6 @@ def test_the_nightly_refit_continues_from_the_evaluated_model(tmp_path, tiny_sto
         published = FactorModel.load(models / "final" / "lightfm_hybrid.npz")
         distances[refit_epochs] = np.abs(published.item_vectors - evaluated.item_vectors).mean()
         assert summary.published_version is not None
+        metrics = json.loads((summary.published_path.parent / "metrics.json").read_text())
+        assert metrics["published_model"]["lightfm_continued_epochs"] == refit_epochs
     assert distances[2] < distances[None]
