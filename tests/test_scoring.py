@@ -108,3 +108,36 @@ def test_nan_vectors_never_rank():
     items = np.array([[1, 1], [np.nan, 1], [2, 2], [0, 0]], np.float32)
     got, _ = top_n(FactorModel(users, items), np.array([0, 1]), 4)
     assert got.tolist() == [[2, 0, 3, -1], [2, 0, 3, -1]]
+
+
+def test_pair_scores_and_cached_component_shares_equal_full_rows():
+    """`FactorModel.pair_scores` equals the full score rows for every kind of side, and a
+    blend's component shares read from the ranges its scoring saw equal rescoring."""
+    from tasks.models import Blend, FactorModel, minmax_rows
+
+    rng = np.random.default_rng(4)
+    n_users, n_items = 60, 50
+    history = sp.random(n_users, n_items, 0.1, "csr", rng=rng, dtype=np.float32)
+    transitions = sp.random(n_items, n_items, 0.3, "csr", rng=rng, dtype=np.float32)
+    dense_users = rng.normal(size=(n_users, 5)).astype(np.float32)
+    dense_items = rng.normal(size=(n_items, 5)).astype(np.float32)
+    models = {
+        "dense": FactorModel(dense_users, dense_items),
+        "sparse_users": FactorModel(history, transitions),
+        "sparse_users_dense_items": FactorModel(history, rng.normal(size=(n_items, n_items))),
+        "sparse_items": FactorModel(dense_users[:, :3], sp.csr_matrix(dense_items[:, :3])),
+    }
+    users = rng.integers(0, n_users, 400)
+    items = rng.integers(0, n_items, 400)
+    for name, model in models.items():
+        full = model.scores(np.arange(n_users))[users, items]
+        np.testing.assert_allclose(model.pair_scores(users, items), full, atol=1e-5, err_msg=name)
+
+    blend = Blend(models, dict.fromkeys(models, 1.0))
+    before = {name: blend.component_share(name, users, items) for name in models}  # rescored
+    blend.scores(np.unique(users))  # records each component's per-user range
+    for name, model in models.items():
+        expected = minmax_rows(model.scores(np.arange(n_users)))[users, items]
+        np.testing.assert_allclose(blend.component_share(name, users, items), expected, atol=1e-5)
+        np.testing.assert_allclose(before[name], expected, atol=1e-6)
+    assert all(blend._ranges[name].known[users].all() for name in models)

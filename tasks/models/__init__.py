@@ -8,6 +8,7 @@ publishing for all of them. A `Blend` adds several such models, each normalised 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -61,6 +62,21 @@ class FactorModel:
             self._item_t = items.T.tocsr() if sp.issparse(items) else np.ascontiguousarray(items.T)
         return _as_dense(self.user_vectors[user_rows] @ self._item_t)
 
+    def pair_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """score(users[k], items[k]) for each pair, without scoring whole rows. A sparse user
+        side (a purchase history) is expanded to its nonzeros and only those entries of the
+        product side are read (a row of a transition matrix can hold thousands)."""
+        if sp.issparse(self.user_vectors):
+            left = sp.csr_matrix(self.user_vectors[users])
+            pair = np.repeat(np.arange(len(users)), np.diff(left.indptr))
+            right = self.item_vectors[items[pair], left.indices]
+            products = left.data * np.asarray(right, dtype=np.float64).ravel()
+            return np.bincount(pair, weights=products, minlength=len(users)).astype(np.float32)
+        left, right = self.user_vectors[users], self.item_vectors[items]
+        if sp.issparse(right):
+            return np.asarray(right.multiply(left).sum(axis=1), dtype=np.float32).ravel()
+        return np.einsum("ij,ij->i", left, right, dtype=np.float32)
+
     def save(self, path: Path) -> Path:
         arrays: dict[str, np.ndarray] = {}
         for side, matrix in (("user", self.user_vectors), ("item", self.item_vectors)):
@@ -95,15 +111,30 @@ class FactorModel:
 SHARE_CHUNK_USERS = 512  # users whose full score rows are held at once by component_share
 
 
-def minmax_rows(scores: np.ndarray) -> np.ndarray:
-    """Each row rescaled to [0, 1] (float32); a row with one value everywhere becomes zeros."""
+def _minmax_parts(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows rescaled to [0, 1], each row's minimum, each row's 1 / (max − min), 0 when the
+    row has one value everywhere)."""
     scores = np.asarray(scores, dtype=np.float32)
     low = scores.min(axis=1, keepdims=True)
     span = scores.max(axis=1, keepdims=True) - low
     scale = np.divide(np.float32(1.0), span, out=np.zeros_like(span), where=span > 0)
     rescaled = scores - low
     rescaled *= scale
-    return rescaled
+    return rescaled, low.ravel(), scale.ravel()
+
+
+def minmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Each row rescaled to [0, 1] (float32); a row with one value everywhere becomes zeros."""
+    return _minmax_parts(scores)[0]
+
+
+@dataclass
+class _Ranges:
+    """Per user, a component's score minimum and 1 / range, as the last scoring saw them."""
+
+    low: np.ndarray
+    scale: np.ndarray
+    known: np.ndarray
 
 
 @dataclass
@@ -114,6 +145,10 @@ class Blend:
 
     components: dict[str, FactorModel]
     weights: dict[str, float]
+    # what `scores` saw of each component's rows, so explaining a list needs only the
+    # listed pairs' scores (not every row scored again); filled by concurrent threads
+    _ranges: dict[str, _Ranges] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def n_users(self) -> int:
@@ -127,18 +162,34 @@ class Blend:
         total = np.zeros((len(user_rows), self.n_items), dtype=np.float32)
         for name, weight in self.weights.items():
             if weight:
-                normalised = minmax_rows(self.components[name].scores(user_rows))
+                normalised, low, scale = _minmax_parts(self.components[name].scores(user_rows))
+                ranges = self._ranges_of(name)
+                ranges.low[user_rows], ranges.scale[user_rows] = low, scale
+                ranges.known[user_rows] = True
                 normalised *= np.float32(weight)
                 total += normalised
         return total
+
+    def _ranges_of(self, name: str) -> _Ranges:
+        with self._lock:
+            if name not in self._ranges:
+                n = self.n_users
+                self._ranges[name] = _Ranges(
+                    np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
+                )
+            return self._ranges[name]
 
     def component_share(self, name: str, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """The component's per-user min-max score (its 0..1 opinion) for (user, item) pairs.
         Scored SHARE_CHUNK_USERS users at a time: a block of 16k users' full rows over 20k
         products would be 1.3 GB per component (memory, and page faults for time)."""
+        component = self.components[name]
+        ranges = self._ranges.get(name)
+        if ranges is not None and ranges.known[users].all():  # these users were just scored
+            raw = component.pair_scores(users, items)
+            return (raw - ranges.low[users]) * ranges.scale[users]
         unique, where = np.unique(users, return_inverse=True)
         share = np.empty(len(users), dtype=np.float32)
-        component = self.components[name]
         for begin in range(0, len(unique), SHARE_CHUNK_USERS):  # chunks, not users
             pick = np.flatnonzero((where >= begin) & (where < begin + SHARE_CHUNK_USERS))
             normalised = minmax_rows(component.scores(unique[begin : begin + SHARE_CHUNK_USERS]))
