@@ -62,8 +62,9 @@ def live_figure(performance: list[VariantPerformance]) -> str:
     width = 0.8 / max(len(performance), 1)
     for i, variant in enumerate(performance):
         values = np.array([getattr(variant, m).value for m in SHARES])
-        low = values - np.array([getattr(variant, m).low for m in SHARES])
-        high = np.array([getattr(variant, m).high for m in SHARES]) - values
+        # an interval's end can sit 1e-17 on the wrong side of its value (rounding)
+        low = np.maximum(values - np.array([getattr(variant, m).low for m in SHARES]), 0.0)
+        high = np.maximum(np.array([getattr(variant, m).high for m in SHARES]) - values, 0.0)
         axes.bar(
             x + i * width,
             values,

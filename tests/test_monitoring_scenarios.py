@@ -41,6 +41,11 @@ def _nightly_params(root: Path) -> NightlyParams:
         gate=GateParams(min_lift=-1.0, champion_tolerance=1.0, segment_tolerance=1.0),
         publishing=PublishParams(control_share=0.1),
         num_threads=1,
+        # The simulated customers buy from the published lists, so the quiet days' product
+        # popularity depends on the exact model: with the refit continued from the
+        # evaluated model its PSI is 0.232 (threshold 0.2), with the full refit it stays
+        # below. Pinned to the full refit the scenarios were calibrated with (see issue 9).
+        refit_epochs=None,
     )
 
 
