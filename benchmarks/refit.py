@@ -41,20 +41,13 @@ def refit_benchmark(data_root: Path, refit_epochs: list[int], seed: int) -> dict
     run = RunFolder.new(data_root, area="benchmarks")
     snapshot = extract(source, dataset, run)
     split = split_events(snapshot, dataset, run, params.holdout_gap_hours)
-    before = training_data(
-        pd.read_parquet(split.tune_train_events),
-        snapshot,
-        build_features(snapshot, dataset, run, split.tune_train_events, "tune"),
-        dataset,
-        config,
-    )
-    after = training_data(
-        pd.read_parquet(split.train_events),
-        snapshot,
-        build_features(snapshot, dataset, run, split.train_events, "evaluate"),
-        dataset,
-        config,
-    )
+
+    def stage_data(events: Path, stage: str):
+        features = build_features(snapshot, dataset, run, events, stage)
+        return training_data(pd.read_parquet(events), snapshot, features, dataset, config)
+
+    before = stage_data(split.tune_train_events, "tune")
+    after = stage_data(split.train_events, "evaluate")
     evaluation = evaluation_for(split.train_events, split.test, snapshot, dataset)
     state = run.sub("models", "evaluated.state.npz")
     epochs = config.lightfm.epochs

@@ -330,9 +330,8 @@ def train_candidates(
     blend_names = set(weighted | fallbacks)
     for name in names:
         started = time.perf_counter()
-        lightfm = name in (HYBRID, LIGHTFM_CF)
-        state = folder / f"{name}.state.npz" if keep_states and lightfm else None
-        state = state if name in blend_names else None
+        keep = keep_states and name in (HYBRID, LIGHTFM_CF) and name in blend_names
+        state = folder / f"{name}.state.npz" if keep else None
         start = (continue_from or {}).get(name)
         warm = start.state if start is not None and continue_epochs else None
         fitted[name] = fit_candidate(

@@ -146,18 +146,6 @@ def tuning_users(
     return keep
 
 
-def blend_ndcg(
-    components: dict[str, FactorModel],
-    weightings: list[dict[str, float]],
-    evaluation: Evaluation,
-    k: int = 10,
-    pool_size: int = POOL_SIZE,
-    chunk_size: int = 512,
-) -> np.ndarray:
-    """Validation NDCG@k of every weighting (see `blend_metrics`)."""
-    return blend_metrics(components, weightings, evaluation, k, pool_size, chunk_size)[0]
-
-
 def blend_metrics(
     components: dict[str, FactorModel],
     weightings: list[dict[str, float]],

@@ -17,7 +17,6 @@ from tasks.train import COMPONENTS, HYBRID, TrainingData
 from tasks.tune import (
     blend_candidates,
     blend_metrics,
-    blend_ndcg,
     lightfm_candidates,
     tuning_users,
 )
@@ -65,7 +64,7 @@ def test_pooled_blend_search_equals_exact_ranking_when_the_pool_is_everything(se
         ),
     }
     weightings = [{"a": 1.0}, {"b": 1.0}, {"c": 1.0}, {"a": 1.0, "b": 0.5, "c": 0.25}]
-    pooled = blend_ndcg(components, weightings, evaluation, pool_size=n_items)
+    pooled, _ = blend_metrics(components, weightings, evaluation, pool_size=n_items)
     exact = [evaluation.ndcg(Blend({n: components[n] for n in w}, w)) for w in weightings]
     np.testing.assert_allclose(pooled, exact, atol=1e-9)
     # coverage@10 too, where no tie sits at the 10th place (continuous scores: "a")
