@@ -113,7 +113,7 @@ class NightlyParams(BaseModel):
         "when the split holds more; every candidate is scored on the same users)",
     )
     refit_epochs: int | None = Field(
-        3,
+        1,
         ge=1,
         le=1000,
         description="epochs the published model's LightFM component trains on all events, "

@@ -163,12 +163,17 @@ class Evaluation:
         sampled.segments = {name: members[keep] for name, members in self.segments.items()}
         return sampled
 
+    def gains(self, scorer: Scorer, k: int = 10) -> np.ndarray:
+        """Per-user NDCG@k, in the order of self.rows (what tuning compares, user by user)."""
+        if len(self.rows) == 0:
+            return np.zeros(0)
+        position = hit_positions(rank_users(scorer, self.rows, k, self.exclude), self.truth)
+        return ndcg_gains(position, k)
+
     def ndcg(self, scorer: Scorer, k: int = 10) -> float:
         """NDCG@k only: what tuning maximises."""
-        if len(self.rows) == 0:
-            return 0.0
-        position = hit_positions(rank_users(scorer, self.rows, k, self.exclude), self.truth)
-        return float(ndcg_gains(position, k).mean())
+        gains = self.gains(scorer, k)
+        return float(gains.mean()) if len(gains) else 0.0
 
     def full(
         self, scorer: Scorer, ks: tuple[int, ...] = DEFAULT_KS

@@ -158,13 +158,21 @@ class ReasonContext:
     # -- one source of reasons each; all take pair arrays (user rows, product columns) --
 
     def _strongest_predecessor(self, model: FactorModel, users: np.ndarray, items: np.ndarray):
-        """For each pair, the user's product that leads to the item most (−1: none)."""
+        """For each pair, the user's product that leads to the item most (−1: none; ties to
+        the lower product index). Only the user's own products are looked up in the item's
+        links (a row of a transition matrix can hold thousands of them)."""
         history = sp.csr_matrix(model.user_vectors)[users]
-        links = sp.csr_matrix(model.item_vectors)[items]
-        strength = history.multiply(links).tocsr()
-        best = np.asarray(strength.argmax(axis=1)).ravel()
-        found = np.asarray(strength.max(axis=1).todense()).ravel() > 0
-        return np.where(found, best, -1)
+        history.sort_indices()
+        pair = np.repeat(np.arange(len(users)), np.diff(history.indptr))
+        links = sp.csr_matrix(model.item_vectors)[items[pair], history.indices]
+        strength = history.data * np.asarray(links, dtype=np.float64).ravel()
+        keep = strength > 0
+        pair, source, strength = pair[keep], history.indices[keep], strength[keep]
+        order = np.lexsort((source, -strength, pair))  # per pair: strongest, then lowest
+        first = order[np.r_[True, pair[order][1:] != pair[order][:-1]]] if len(order) else order
+        best = np.full(len(users), -1, dtype=np.int64)
+        best[pair[first]] = source[first]
+        return best
 
     def after_bought(self, model: FactorModel, users: np.ndarray, items: np.ndarray):
         before = self._strongest_predecessor(model, users, items)

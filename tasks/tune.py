@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -146,66 +147,91 @@ def tuning_users(
     return keep
 
 
-def blend_metrics(
-    components: dict[str, FactorModel],
-    weightings: list[dict[str, float]],
-    evaluation: Evaluation,
-    k: int = 10,
-    pool_size: int = POOL_SIZE,
-    chunk_size: int = 512,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validation NDCG@k and catalogue coverage@k (share of the products in anyone's top k;
-    a tie at the k-th place may go either way) of every weighting, each component scored
-    once per chunk of users.
+@dataclass
+class _PoolChunk:
+    pool: np.ndarray  # users × pool: product indices, the relevant one in column 0
+    gathered: np.ndarray  # users × pool × components: each component's 0..1 score
+    invalid: np.ndarray  # users × pool: a repeat of an earlier column, or excluded
+    lower: np.ndarray  # users × pool: product index below the relevant one (ties)
 
-    A weighting's ranking is taken within a pool: the union of every component's top
-    `pool_size` products (plus the relevant one), so all weightings are scored at once with
-    one matrix product. A product outside every component's top `pool_size` almost never
-    enters a blend's top 10; the reported metrics are computed exactly (tasks/evaluate.py).
-    Ties go to the lower product index, as tasks/scoring.py selects."""
-    names = list(components)
-    weights = np.array(
-        [[w.get(name, 0.0) for name in names] for w in weightings], dtype=np.float32
-    )  # trials × components
-    totals = np.zeros(len(weightings))
-    n_items = next(iter(components.values())).n_items
-    shown = np.zeros((len(weightings), n_items), dtype=bool)
-    for begin in range(0, len(evaluation.rows), chunk_size):
-        rows = evaluation.rows[begin : begin + chunk_size]
-        truth = evaluation.truth[begin : begin + chunk_size]
-        excluded = evaluation.exclude[rows].toarray()
-        normalised = []
-        for name in names:
-            scores = minmax_rows(components[name].scores(rows))
-            scores[excluded] = -1.0  # below every eligible product (min-max puts them in 0..1)
-            normalised.append(scores)
-        size = min(pool_size, normalised[0].shape[1] - 1)
-        tops = [np.argpartition(-scores, size, axis=1)[:, :size] for scores in normalised]
-        pool = np.hstack([truth[:, None], *tops])  # the relevant product is column 0
-        order = np.argsort(pool, axis=1, kind="stable")
-        ordered = np.take_along_axis(pool, order, axis=1)
-        repeated = np.zeros(pool.shape, dtype=bool)
-        np.put_along_axis(
-            repeated, order[:, 1:], ordered[:, 1:] == ordered[:, :-1], axis=1
-        )  # every repeat after the first occurrence (column 0 is always kept)
-        gathered = np.stack(
-            [np.take_along_axis(scores, pool, axis=1) for scores in normalised], axis=2
-        )  # users × pool × components
-        blended = gathered @ weights.T  # users × pool × trials
-        blended[repeated] = -np.inf
-        blended[np.take_along_axis(excluded, pool, axis=1)] = -np.inf
-        target = blended[:, :1, :]
-        lower = (pool < truth[:, None])[:, :, None]
-        rank = (blended > target).sum(axis=1) + ((blended == target) & lower).sum(axis=1)
-        rank[~np.isfinite(target[:, 0, :])] = k  # an excluded relevant product is a miss
-        totals += np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0).sum(axis=0)
-        width = min(k, pool.shape[1])
-        top = np.argpartition(-blended, width - 1, axis=1)[:, :width, :]  # users × k × trials
-        listed = np.take_along_axis(blended, top, axis=1) > -np.inf
-        products = np.take_along_axis(pool[:, :, None], top, axis=1)
-        trial = np.broadcast_to(np.arange(len(weightings)), products.shape)
-        shown[trial[listed], products[listed]] = True
-    return totals / max(len(evaluation.rows), 1), shown.sum(axis=1) / max(n_items, 1)
+
+@dataclass
+class BlendPool:
+    """What every blend weighting is judged on, computed once per tuning: for each
+    validation user, the pool of products any weighting could rank in its top k (the union
+    of every component's top `pool_size`, plus the relevant one) and each component's
+    per-user min-max score of them. A product outside every component's top `pool_size`
+    almost never enters a blend's top 10; the reported metrics are computed exactly
+    (tasks/evaluate.py). Judging a weighting then costs one small matrix product per user,
+    however many rounds of weightings the search tries."""
+
+    names: list[str]
+    chunks: list[_PoolChunk]
+    n_items: int
+    n_users: int
+
+    @classmethod
+    def build(
+        cls,
+        components: dict[str, FactorModel],
+        evaluation: Evaluation,
+        pool_size: int = POOL_SIZE,
+        chunk_size: int = 512,
+    ) -> BlendPool:
+        names = list(components)
+        n_items = next(iter(components.values())).n_items
+        chunks = []
+        for begin in range(0, len(evaluation.rows), chunk_size):
+            rows = evaluation.rows[begin : begin + chunk_size]
+            truth = evaluation.truth[begin : begin + chunk_size]
+            excluded = evaluation.exclude[rows].toarray()
+            normalised, tops = [], []
+            size = min(pool_size, n_items - 1)
+            for name in names:
+                scores = minmax_rows(components[name].scores(rows))
+                scores[excluded] = -1.0  # below every eligible product (0..1 otherwise)
+                normalised.append(scores)
+                tops.append(np.argpartition(scores, n_items - size, axis=1)[:, n_items - size :])
+            pool = np.hstack([truth[:, None], *tops])  # the relevant product is column 0
+            order = np.argsort(pool, axis=1, kind="stable")
+            ordered = np.take_along_axis(pool, order, axis=1)
+            invalid = np.zeros(pool.shape, dtype=bool)
+            np.put_along_axis(
+                invalid, order[:, 1:], ordered[:, 1:] == ordered[:, :-1], axis=1
+            )  # every repeat after the first occurrence (column 0 is always kept)
+            invalid |= np.take_along_axis(excluded, pool, axis=1)
+            gathered = np.stack(
+                [np.take_along_axis(scores, pool, axis=1) for scores in normalised], axis=2
+            )
+            chunks.append(_PoolChunk(pool, gathered, invalid, pool < truth[:, None]))
+        return cls(names, chunks, n_items, len(evaluation.rows))
+
+    def metrics(
+        self, weightings: list[dict[str, float]], k: int = 10
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validation NDCG@k and catalogue coverage@k (share of the products in anyone's
+        top k; a tie at the k-th place may go either way) of every weighting. Ties go to
+        the lower product index, as tasks/scoring.py selects."""
+        weights = np.array(
+            [[w.get(name, 0.0) for name in self.names] for w in weightings], dtype=np.float32
+        )  # trials × components
+        totals = np.zeros(len(weightings))
+        shown = np.zeros((len(weightings), self.n_items), dtype=bool)
+        for chunk in self.chunks:
+            blended = chunk.gathered @ weights.T  # users × pool × trials
+            blended[chunk.invalid] = -np.inf
+            target = blended[:, :1, :]
+            rank = (blended > target).sum(axis=1)
+            rank += ((blended == target) & chunk.lower[:, :, None]).sum(axis=1)
+            rank[~np.isfinite(target[:, 0, :])] = k  # an excluded relevant product: a miss
+            totals += np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0).sum(axis=0)
+            width = min(k, chunk.pool.shape[1])
+            top = np.argpartition(-blended, width - 1, axis=1)[:, :width, :]  # users × k × trials
+            listed = np.take_along_axis(blended, top, axis=1) > -np.inf
+            products = np.take_along_axis(chunk.pool[:, :, None], top, axis=1)
+            trial = np.broadcast_to(np.arange(len(weightings)), products.shape)
+            shown[trial[listed], products[listed]] = True
+        return totals / max(self.n_users, 1), shown.sum(axis=1) / max(self.n_items, 1)
 
 
 def lightfm_candidates(base: LightFMParams, trials: int, seed: int) -> list[LightFMParams]:
@@ -287,28 +313,37 @@ def tune(
             candidate.model_copy(update={"epochs": max_epochs}),
             seed=seed,
             num_threads=num_threads,
-            validate=evaluation.ndcg,
+            validate=evaluation.gains,
             eval_every=params.eval_every,
             patience=params.patience,
         )
-        epochs, score = max(curve, key=lambda point: (point[1], -point[0]))
+        assert curve is not None  # validated training always has one
+        score, epochs = curve.scores[curve.best], curve.chosen_epochs
         lightfm_rows.append(
             {"trial": trial}
             | candidate.model_dump(exclude={"epochs"})
             | {
-                "best_epochs": epochs,
-                "epochs_trained": curve[-1][0],
+                "best_epochs": curve.epochs[curve.best],
+                "chosen_epochs": epochs,
+                "epochs_trained": curve.epochs[-1],
                 "validation_NDCG@10": round(score, 5),
+                "chosen_validation_NDCG@10": round(curve.chosen_score, 5),
+                "curve": [
+                    [e, round(v, 5)] for e, v in zip(curve.epochs, curve.scores, strict=True)
+                ],
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
         logger.info(
-            "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained), %.0f s",
+            "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained; %d chosen: "
+            "%.4f, within one standard error), %.0f s",
             trial + 1,
             params.lightfm_trials,
             score,
+            curve.epochs[curve.best],
+            curve.epochs[-1],
             epochs,
-            curve[-1][0],
+            curve.chosen_score,
             lightfm_rows[-1]["seconds"],
         )
         if score > best_score:
@@ -341,7 +376,8 @@ def tune(
         for name in COMPONENTS
     }
     weightings = blend_candidates(config.blend, params.blend_trials, seed)
-    scores, coverage = blend_metrics(components, weightings, evaluation)
+    pool = BlendPool.build(components, evaluation)
+    scores, coverage = pool.metrics(weightings)
 
     def eligible_weightings() -> np.ndarray:
         """With the hybrid, and (if any can) the catalogue coverage the gate asks for."""
@@ -356,7 +392,7 @@ def tune(
         if not refined:
             break
         weightings += refined
-        more_scores, more_coverage = blend_metrics(components, refined, evaluation)
+        more_scores, more_coverage = pool.metrics(refined)
         scores = np.concatenate([scores, more_scores])
         coverage = np.concatenate([coverage, more_coverage])
     eligible = eligible_weightings()

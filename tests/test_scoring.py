@@ -110,10 +110,15 @@ def test_nan_vectors_never_rank():
     assert got.tolist() == [[2, 0, 3, -1], [2, 0, 3, -1]]
 
 
-def test_pair_scores_and_cached_component_shares_equal_full_rows():
-    """`FactorModel.pair_scores` equals the full score rows for every kind of side, and a
+@pytest.mark.parametrize("dense_limit", [0, 64 * 2**20])
+def test_pair_scores_and_cached_component_shares_equal_full_rows(dense_limit, monkeypatch):
+    """`FactorModel.pair_scores` and `scores` equal the plain product of the two sides for
+    every kind of side, a sparse product side kept sparse (limit 0) or made dense; and a
     blend's component shares read from the ranges its scoring saw equal rescoring."""
+    import tasks.models
     from tasks.models import Blend, FactorModel, minmax_rows
+
+    monkeypatch.setattr(tasks.models, "DENSE_ITEM_BYTES", dense_limit)
 
     rng = np.random.default_rng(4)
     n_users, n_items = 60, 50
@@ -130,8 +135,15 @@ def test_pair_scores_and_cached_component_shares_equal_full_rows():
     users = rng.integers(0, n_users, 400)
     items = rng.integers(0, n_items, 400)
     for name, model in models.items():
-        full = model.scores(np.arange(n_users))[users, items]
+        plain = [
+            m.toarray() if sp.issparse(m) else m for m in (model.user_vectors, model.item_vectors)
+        ]
+        reference = plain[0] @ plain[1].T
+        np.testing.assert_allclose(model.scores(np.arange(n_users)), reference, atol=1e-5)
+        full = reference[users, items]
         np.testing.assert_allclose(model.pair_scores(users, items), full, atol=1e-5, err_msg=name)
+        sparse_side = sp.issparse(model.item_vectors) and not dense_limit
+        assert sp.issparse(model._item_t) == sparse_side, name
 
     blend = Blend(models, dict.fromkeys(models, 1.0))
     before = {name: blend.component_share(name, users, items) for name in models}  # rescored
@@ -141,3 +153,24 @@ def test_pair_scores_and_cached_component_shares_equal_full_rows():
         np.testing.assert_allclose(blend.component_share(name, users, items), expected, atol=1e-5)
         np.testing.assert_allclose(before[name], expected, atol=1e-6)
     assert all(blend._ranges[name].known[users].all() for name in models)
+
+
+def test_strongest_predecessor_reads_only_the_users_products():
+    """The product of a user's history that leads to the listed one most (ties to the lower
+    index, -1 when none leads to it) equals a plain row-by-row reading."""
+    from tasks.reasons import ReasonContext
+
+    rng = np.random.default_rng(7)
+    n_users, n_items = 40, 30
+    history = sp.random(n_users, n_items, 0.15, "csr", rng=rng, dtype=np.float32)
+    history.data = np.round(history.data * 2) / 2 + 0.5  # repeated weights: ties
+    links = sp.random(n_items, n_items, 0.3, "csr", rng=rng, dtype=np.float32)
+    links.data = np.round(links.data * 2) / 2  # some explicit zeros, more ties
+    model = FactorModel(history, links)
+    users, items = rng.integers(0, n_users, 500), rng.integers(0, n_items, 500)
+    found = ReasonContext._strongest_predecessor(None, model, users, items)
+    dense_history, dense_links = history.toarray(), links.toarray()
+    for k, (u, i) in enumerate(zip(users, items, strict=True)):  # reference: a loop is fine
+        strength = dense_history[u] * dense_links[i]
+        expected = int(np.argmax(strength)) if strength.max() > 0 else -1
+        assert found[k] == expected, (u, i)

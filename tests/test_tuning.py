@@ -15,8 +15,8 @@ from tasks.models import Blend, FactorModel
 from tasks.models.lightfm_hybrid import LightFMParams
 from tasks.train import COMPONENTS, HYBRID, TrainingData
 from tasks.tune import (
+    BlendPool,
     blend_candidates,
-    blend_metrics,
     lightfm_candidates,
     tuning_users,
 )
@@ -64,11 +64,15 @@ def test_pooled_blend_search_equals_exact_ranking_when_the_pool_is_everything(se
         ),
     }
     weightings = [{"a": 1.0}, {"b": 1.0}, {"c": 1.0}, {"a": 1.0, "b": 0.5, "c": 0.25}]
-    pooled, _ = blend_metrics(components, weightings, evaluation, pool_size=n_items)
+    pool = BlendPool.build(components, evaluation, pool_size=n_items)
+    pooled, _ = pool.metrics(weightings)
     exact = [evaluation.ndcg(Blend({n: components[n] for n in w}, w)) for w in weightings]
     np.testing.assert_allclose(pooled, exact, atol=1e-9)
+    # the pool is built once and judges later rounds of weightings the same way
+    in_rounds = [pool.metrics(weightings[:1])[0], pool.metrics(weightings[1:])[0]]
+    np.testing.assert_allclose(np.concatenate(in_rounds), pooled, atol=1e-12)
     # coverage@10 too, where no tie sits at the 10th place (continuous scores: "a")
-    _, coverage = blend_metrics(components, [{"a": 1.0}], evaluation, pool_size=n_items)
+    _, coverage = pool.metrics([{"a": 1.0}])
     exact_top = rank_users(
         Blend({"a": components["a"]}, {"a": 1.0}), evaluation.rows, 10, evaluation.exclude
     )
@@ -142,3 +146,24 @@ def test_for_users_empties_the_other_rows_only():
     assert kept.interactions.nnz == 3 and kept.recent_demand is interactions
     assert kept.recency[0].tolist() == [0, 2] and kept.sequence_rows.tolist() == [0, 2]
     assert kept.events["user_id"].tolist() == ["a", "c", "c"]
+
+
+def test_one_standard_error_rule_takes_the_fewest_epochs_the_validation_cannot_tell_apart():
+    """Curve.of: the best mean is recorded; the chosen check is the earliest whose paired
+    per-user difference from the best is within one standard error, never a clearly
+    worse one."""
+    from tasks.models.lightfm_hybrid import Curve
+
+    rng = np.random.default_rng(0)
+    best = (rng.random(2000) < 0.2).astype(float)
+    near = best.copy()  # 30 hits lost, 28 gained: 0.001 lower, well within one SE (~0.004)
+    near[rng.choice(np.flatnonzero(best == 1), 30, replace=False)] = 0
+    near[rng.choice(np.flatnonzero(best == 0), 28, replace=False)] = 1
+    worse = best * (rng.random(2000) < 0.5)  # half the hits lost
+    curve = Curve.of([5, 10, 15], [worse, near, best])
+    assert (curve.best, curve.chosen, curve.chosen_epochs) == (2, 1, 10)
+    assert curve.scores == pytest.approx([worse.mean(), near.mean(), best.mean()])
+    # the best itself when every earlier check is clearly worse
+    strict = Curve.of([5, 10], [worse, best])
+    assert (strict.best, strict.chosen) == (1, 1)
+    assert strict.chosen_score == pytest.approx(best.mean())

