@@ -1,6 +1,7 @@
 """Benchmark: build a preset's store (if absent) and time the nightly flow, stage by stage.
 
-    python -m benchmarks.nightly --preset demo
+    python -m benchmarks.nightly --preset demo      # a first night: the data root cleared
+    python -m benchmarks.nightly --preset demo --following-night   # on top of earlier runs
     /usr/bin/time -v python -m benchmarks.nightly --preset demo     # peak memory, independently
 
 Prints one line per stage (seconds, from the task runs Prefect recorded), then the LAST
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -38,14 +40,39 @@ def stage_seconds(flow_run_id) -> dict[str, float]:
     return dict(totals)
 
 
+def first_night(data_root: Path) -> list[str]:
+    """Remove what earlier runs left in the benchmark's data root (the store in `demo/`
+    stays): otherwise a champion of another configuration is retrained on the split and
+    the run measures a different night each time."""
+    cleared = []
+    for leftover in sorted(Path(data_root).glob("*")) if Path(data_root).exists() else []:
+        if leftover.name == "demo":
+            continue
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        cleared.append(leftover.name)
+    return cleared
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.nightly")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--following-night",
+        action="store_true",
+        help="keep what earlier runs left in the data root (champion, central dataset, "
+        "published versions); default: a first night, everything in data/bench/<preset> "
+        "but the store cleared (a --data-root is never cleared)",
+    )
     args = parser.parse_args(argv)
     data_root = args.data_root or Path("data") / "bench" / args.preset
     db = data_root / "demo" / "store.db"
+    if args.data_root is not None:  # never delete anything from a folder the user names
+        print(f"runs on top of what {data_root} holds (a first night needs an empty one)")
+    elif not args.following_night:
+        cleared = first_night(data_root)
+        print(f"first night: cleared {', '.join(cleared) or 'nothing'} in {data_root}")
 
     started = time.perf_counter()
     if not db.exists():
