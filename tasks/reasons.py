@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tasks.interactions import bought_matrix, index_of, instants
-from tasks.models import Blend, FactorModel
+from tasks.models import Blend, FactorModel, entries
 from tasks.train import (
     CATEGORY_TRANSITIONS,
     ITEM_KNN,
@@ -164,8 +164,8 @@ class ReasonContext:
         history = sp.csr_matrix(model.user_vectors)[users]
         history.sort_indices()
         pair = np.repeat(np.arange(len(users)), np.diff(history.indptr))
-        links = sp.csr_matrix(model.item_vectors)[items[pair], history.indices]
-        strength = history.data * np.asarray(links, dtype=np.float64).ravel()
+        links = entries(sp.csr_matrix(model.item_vectors), items[pair], history.indices)
+        strength = history.data * links
         keep = strength > 0
         pair, source, strength = pair[keep], history.indices[keep], strength[keep]
         order = np.lexsort((source, -strength, pair))  # per pair: strongest, then lowest

@@ -174,3 +174,8 @@ def test_strongest_predecessor_reads_only_the_users_products():
         strength = dense_history[u] * dense_links[i]
         expected = int(np.argmax(strength)) if strength.max() > 0 else -1
         assert found[k] == expected, (u, i)
+    # users with no history at all, and no pairs: nothing to look up
+    empty = FactorModel(sp.csr_matrix((n_users, n_items), dtype=np.float32), links)
+    assert (ReasonContext._strongest_predecessor(None, empty, users, items) == -1).all()
+    assert ReasonContext._strongest_predecessor(None, model, users[:0], items[:0]).size == 0
+    assert (empty.pair_scores(users, items) == 0).all()

@@ -42,6 +42,14 @@ class Scorer(Protocol):
 DENSE_ITEM_BYTES = 64 * 2**20
 
 
+def entries(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """matrix[rows[k], columns[k]] as a flat float64 array (scipy gives a sparse matrix,
+    not an array, when there is nothing to look up)."""
+    if len(rows) == 0:
+        return np.zeros(0)
+    return np.asarray(matrix[rows, columns], dtype=np.float64).ravel()
+
+
 def _as_dense(scores: Matrix) -> np.ndarray:
     dense = scores.toarray() if sp.issparse(scores) else scores
     return np.asarray(dense, dtype=np.float32)
@@ -84,7 +92,7 @@ class FactorModel:
             pair = np.repeat(np.arange(len(users)), np.diff(left.indptr))
             side = self._product_side()
             if sp.issparse(side):
-                right = self.item_vectors[items[pair], left.indices]
+                right = entries(self.item_vectors, items[pair], left.indices)
             else:  # a dense lookup: no search through sparse rows
                 right = side[left.indices, items[pair]]
             products = left.data * np.asarray(right, dtype=np.float64).ravel()
