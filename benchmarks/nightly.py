@@ -48,7 +48,10 @@ def first_night(data_root: Path) -> list[str]:
     for leftover in sorted(Path(data_root).glob("*")) if Path(data_root).exists() else []:
         if leftover.name == "demo":
             continue
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
         cleared.append(leftover.name)
     return cleared
 

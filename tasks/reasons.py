@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tasks.interactions import bought_matrix, index_of, instants
-from tasks.models import Blend, FactorModel, entries
+from tasks.models import Blend, FactorModel
 from tasks.train import (
     CATEGORY_TRANSITIONS,
     ITEM_KNN,
@@ -161,13 +161,9 @@ class ReasonContext:
         """For each pair, the user's product that leads to the item most (−1: none; ties to
         the lower product index). Only the user's own products are looked up in the item's
         links (a row of a transition matrix can hold thousands of them)."""
-        history = sp.csr_matrix(model.user_vectors)[users]
-        history.sort_indices()
-        pair = np.repeat(np.arange(len(users)), np.diff(history.indptr))
-        links = entries(sp.csr_matrix(model.item_vectors), items[pair], history.indices)
-        strength = history.data * links
+        pair, source, strength = model.pair_terms(users, items)
         keep = strength > 0
-        pair, source, strength = pair[keep], history.indices[keep], strength[keep]
+        pair, source, strength = pair[keep], source[keep], strength[keep]
         order = np.lexsort((source, -strength, pair))  # per pair: strongest, then lowest
         first = order[np.r_[True, pair[order][1:] != pair[order][:-1]]] if len(order) else order
         best = np.full(len(users), -1, dtype=np.int64)

@@ -83,20 +83,28 @@ class FactorModel:
     def scores(self, user_rows: np.ndarray) -> np.ndarray:
         return _as_dense(self.user_vectors[user_rows] @ self._product_side())
 
+    def pair_terms(
+        self, users: np.ndarray, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The terms of score(users[k], items[k]) for a sparse user side (a purchase
+        history): (pair k, the user-side column j, user[j] × product[j]) for every nonzero
+        of the user's row. Only those entries of the product side are read (a row of a
+        transition matrix can hold thousands)."""
+        left = sp.csr_matrix(self.user_vectors[users])
+        pair = np.repeat(np.arange(len(users)), np.diff(left.indptr))
+        side = self._product_side()
+        if sp.issparse(side):
+            right = entries(self.item_vectors, items[pair], left.indices)
+        else:  # a dense lookup: no search through sparse rows
+            right = side[left.indices, items[pair]].astype(np.float64)
+        return pair, left.indices, left.data * right
+
     def pair_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """score(users[k], items[k]) for each pair, without scoring whole rows. A sparse user
-        side (a purchase history) is expanded to its nonzeros and only those entries of the
-        product side are read (a row of a transition matrix can hold thousands)."""
+        """score(users[k], items[k]) for each pair, without scoring whole rows (a sparse
+        user side: summed `pair_terms`)."""
         if sp.issparse(self.user_vectors):
-            left = sp.csr_matrix(self.user_vectors[users])
-            pair = np.repeat(np.arange(len(users)), np.diff(left.indptr))
-            side = self._product_side()
-            if sp.issparse(side):
-                right = entries(self.item_vectors, items[pair], left.indices)
-            else:  # a dense lookup: no search through sparse rows
-                right = side[left.indices, items[pair]]
-            products = left.data * np.asarray(right, dtype=np.float64).ravel()
-            return np.bincount(pair, weights=products, minlength=len(users)).astype(np.float32)
+            pair, _, terms = self.pair_terms(users, items)
+            return np.bincount(pair, weights=terms, minlength=len(users)).astype(np.float32)
         left, right = self.user_vectors[users], self.item_vectors[items]
         if sp.issparse(right):
             return np.asarray(right.multiply(left).sum(axis=1), dtype=np.float32).ravel()

@@ -166,8 +166,8 @@ def fit_lightfm(
         epochs.append(done)
         factors.append(factors_of(model, user_features, item_features))
         gains.append(np.asarray(validate(factors[-1]), dtype=np.float64))
-        if gains[-1].mean() > best:
-            best, since_best = gains[-1].mean(), 0
+        if (mean := gains[-1].mean()) > best:
+            best, since_best = mean, 0
         else:
             since_best += 1
     curve = Curve.of(epochs, gains)
