@@ -75,13 +75,14 @@ def merge_new_events(
     central: pd.DataFrame | None, batch: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
     """Returns (all events, the new ones, repeats within the batch, how many of the batch
-    the central dataset already held)."""
+    the central dataset already held). `batch` comes in canonical order (extract sorts
+    it), so without a central dataset its first occurrences are all events as they are."""
     batch_keys = event_keys(batch)
     first_in_batch = ~pd.Series(batch_keys).duplicated().to_numpy()
     repeated = batch[~first_in_batch]
     if central is None:
         new = batch[first_in_batch]
-        return canonical_order("events", new), new, repeated, 0
+        return new.reset_index(drop=True), new, repeated, 0
     if list(central.columns) != list(batch.columns):
         raise ValueError(
             "the events source now has columns "

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.dataset import REQUIRED_COLUMNS, DatasetSpec, NumericFeature
 
@@ -116,7 +118,18 @@ def canonical_order(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         keys += ["event_id"] if "event_id" in frame else [c for c in frame if c not in keys]
     else:
         keys = [ID_BY_TABLE[table]]
-    return frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
+    return frame.take(sort_order(frame, keys)).reset_index(drop=True)
+
+
+def sort_order(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Row positions of a stable ascending sort by `keys`, nulls last in each: what
+    `frame.sort_values(keys, kind="stable", na_position="last")` gives, sorted by Arrow
+    (pandas factorises every string key first: 81 of 227 s of extracting 21M events).
+    Strings compare by UTF-8 bytes, which is code-point order, as Python compares them."""
+    columns = pa.table({key: pa.array(frame[key], from_pandas=True) for key in keys})
+    return pc.sort_indices(
+        columns, sort_keys=[(key, "ascending", "at_end") for key in keys]
+    ).to_numpy()
 
 
 def missing_required(table: str, frame: pd.DataFrame) -> list[str]:

@@ -44,6 +44,7 @@ def metrics_document(
                 "chosen": tuning.config.model_dump(mode="json"),
                 "validation_NDCG@10": tuning.validation_ndcg,
                 "lightfm_trials": len(tuning.lightfm_trials),
+                "lightfm_choice": tuning.lightfm_choice,
                 "blend_trials": len(tuning.blend_trials),
             }
             if tuning

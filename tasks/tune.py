@@ -4,7 +4,8 @@ transaction (each user's second-latest), never on the test one.
 1. Randomized search (scikit-learn's `ParameterSampler`) over LightFM's no_components, loss,
    learning rate, L2 penalties, max_sampled, interaction half-life and whether the behaviour
    features help; every trial trains epoch by epoch and stops early when validation
-   NDCG@10 stops improving; the first trial is the configured model.
+   NDCG@10 stops improving; the first trial is the configured model. The configuration and
+   its epochs: the cheapest check of any trial within one standard error of the best one.
 2. The same for last-item transitions (window, decays, normalisation) and item-kNN
    (neighbours, shrink, asymmetry, recency), each judged alone.
 3. The other candidates are fitted on the same pre-validation events; the blend weights
@@ -33,7 +34,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 from tasks.dataset import DatasetSpec
 from tasks.evaluate import Evaluation, evaluation_for
 from tasks.models import FactorModel, minmax_rows
-from tasks.models.lightfm_hybrid import LightFMParams, fit_lightfm
+from tasks.models.lightfm_hybrid import LightFMParams, fit_lightfm, one_standard_error_choice
 from tasks.run_context import FeatureSet, RunFolder, Snapshot, Split
 from tasks.train import (
     COMPONENTS,
@@ -41,6 +42,7 @@ from tasks.train import (
     ITEM_KNN,
     TRANSITIONS,
     ModelConfig,
+    TrainingData,
     fit_candidate,
     lightfm_features,
     training_data,
@@ -126,6 +128,7 @@ class TuningResult(BaseModel):
     config: ModelConfig
     validation_ndcg: dict[str, float]  # each candidate alone, and the chosen blend
     lightfm_trials: list[dict]
+    lightfm_choice: dict = {}  # which trial and epochs, by the one-standard-error rule
     neighbour_trials: list[dict] = []
     blend_trials: list[dict]
     train_users: int = 0  # users sampled for the trials
@@ -265,6 +268,140 @@ def coordinate_moves(best: dict[str, float]) -> list[dict[str, float]]:
     return moves
 
 
+@dataclass
+class _Check:
+    """One validation check of one LightFM trial."""
+
+    trial: int
+    epochs: int
+    gains: np.ndarray  # per validation user
+    factors: FactorModel  # the validation users' rows only
+    seconds_per_epoch: float  # the trial's training time per epoch (checks excluded)
+
+    @property
+    def cost(self) -> float:
+        return self.seconds_per_epoch * self.epochs
+
+
+class _CheckRecorder:
+    """The `validate` callback of one trial: scores each check on the validation users,
+    keeps their rows of its factors, and times the training between checks."""
+
+    def __init__(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        self.checks: list[tuple[np.ndarray, FactorModel]] = []
+        self.training_seconds = 0.0
+        self._resumed = time.perf_counter()
+
+    def __call__(self, factors: FactorModel) -> np.ndarray:
+        self.training_seconds += time.perf_counter() - self._resumed
+        gains = self.evaluation.gains(factors)
+        self.checks.append((gains, factors.only_users(self.evaluation.rows)))
+        self._resumed = time.perf_counter()
+        return gains
+
+
+def search_lightfm(
+    data: TrainingData,
+    evaluation: Evaluation,
+    base: LightFMParams,
+    params: TuningParams,
+    max_epochs: int,
+    seed: int,
+    num_threads: int,
+) -> tuple[LightFMParams, FactorModel, list[dict], dict]:
+    """Train every LightFM trial epoch by epoch (validation checks every
+    `params.eval_every` epochs, early stop), then choose a configuration and its epochs
+    among the checks of all trials by the one-standard-error rule, the cost being the
+    trial's measured seconds per epoch × epochs: every later training of the choice (the
+    evaluated hybrid and CF candidate on all users, the refit) pays that cost again.
+    Returns (chosen parameters with their epochs, its factors on the validation users,
+    one row per trial, the choice)."""
+    logger = get_run_logger()
+    checks: list[_Check] = []
+    rows: list[dict] = []
+    for trial, candidate in enumerate(lightfm_candidates(base, params.lightfm_trials, seed)):
+        started = time.perf_counter()
+        interactions = data.decayed_interactions(candidate.half_life_days)
+        recorder = _CheckRecorder(evaluation)  # times the training from here
+        _, _, curve = fit_lightfm(
+            interactions,
+            *lightfm_features(data, candidate),
+            candidate.model_copy(update={"epochs": max_epochs}),
+            seed=seed,
+            num_threads=num_threads,
+            validate=recorder,
+            eval_every=params.eval_every,
+            patience=params.patience,
+        )
+        assert curve is not None  # validated training always has one
+        per_epoch = recorder.training_seconds / curve.epochs[-1]
+        checks += [
+            _Check(trial, epochs, gains, factors, per_epoch)
+            for epochs, (gains, factors) in zip(curve.epochs, recorder.checks, strict=True)
+        ]
+        rows.append(
+            {"trial": trial}
+            | candidate.model_dump(exclude={"epochs"})
+            | {
+                "best_epochs": curve.epochs[curve.best],
+                "chosen_epochs": curve.chosen_epochs,
+                "epochs_trained": curve.epochs[-1],
+                "validation_NDCG@10": round(curve.scores[curve.best], 5),
+                "chosen_validation_NDCG@10": round(curve.chosen_score, 5),
+                "curve": [
+                    [e, round(v, 5)] for e, v in zip(curve.epochs, curve.scores, strict=True)
+                ],
+                "seconds_per_epoch": round(per_epoch, 2),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        logger.info(
+            "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained, %.1f s "
+            "per epoch), %.0f s",
+            trial + 1,
+            params.lightfm_trials,
+            curve.scores[curve.best],
+            curve.epochs[curve.best],
+            curve.epochs[-1],
+            per_epoch,
+            rows[-1]["seconds"],
+        )
+    best, chosen = one_standard_error_choice(
+        [check.gains for check in checks], [check.cost for check in checks]
+    )
+    top, pick = checks[best], checks[chosen]
+    difference = top.gains - pick.gains
+    choice = {
+        "rule": "the cheapest check (trial seconds per epoch × epochs) within one standard "
+        "error of the best check's per-user validation NDCG@10",
+        "trial": pick.trial,
+        "epochs": pick.epochs,
+        "validation_NDCG@10": round(float(pick.gains.mean()), 5),
+        "relative_cost": round(pick.cost / top.cost, 3) if top.cost > 0 else 1.0,
+        "best_trial": top.trial,
+        "best_epochs": top.epochs,
+        "best_validation_NDCG@10": round(float(top.gains.mean()), 5),
+        "standard_error": round(float(difference.std(ddof=1) / np.sqrt(len(difference))), 5)
+        if len(difference) > 1
+        else 0.0,
+    }
+    logger.info(
+        "LightFM chosen: trial %d at %d epochs (validation NDCG@10 %.4f, %.0f%% of the cost "
+        "of the best check: trial %d at %d epochs, %.4f)",
+        pick.trial + 1,
+        pick.epochs,
+        choice["validation_NDCG@10"],
+        100 * choice["relative_cost"],
+        top.trial + 1,
+        top.epochs,
+        choice["best_validation_NDCG@10"],
+    )
+    candidates = lightfm_candidates(base, params.lightfm_trials, seed)
+    chosen_params = candidates[pick.trial].model_copy(update={"epochs": pick.epochs})
+    return chosen_params, pick.factors, rows, choice
+
+
 @task(name="tune")
 def tune(
     split: Split,
@@ -301,54 +438,9 @@ def tune(
         len(evaluation.rows),
     )
 
-    lightfm_rows: list[dict] = []
-    best_params, best_score, best_factors = config.lightfm, -np.inf, None
-    for trial, candidate in enumerate(
-        lightfm_candidates(config.lightfm, params.lightfm_trials, seed)
-    ):
-        started = time.perf_counter()
-        _, factors, curve = fit_lightfm(
-            data.decayed_interactions(candidate.half_life_days),
-            *lightfm_features(data, candidate),
-            candidate.model_copy(update={"epochs": max_epochs}),
-            seed=seed,
-            num_threads=num_threads,
-            validate=evaluation.gains,
-            eval_every=params.eval_every,
-            patience=params.patience,
-        )
-        assert curve is not None  # validated training always has one
-        score, epochs = curve.scores[curve.best], curve.chosen_epochs
-        lightfm_rows.append(
-            {"trial": trial}
-            | candidate.model_dump(exclude={"epochs"})
-            | {
-                "best_epochs": curve.epochs[curve.best],
-                "chosen_epochs": epochs,
-                "epochs_trained": curve.epochs[-1],
-                "validation_NDCG@10": round(score, 5),
-                "chosen_validation_NDCG@10": round(curve.chosen_score, 5),
-                "curve": [
-                    [e, round(v, 5)] for e, v in zip(curve.epochs, curve.scores, strict=True)
-                ],
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-        )
-        logger.info(
-            "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained; %d chosen: "
-            "%.4f, within one standard error), %.0f s",
-            trial + 1,
-            params.lightfm_trials,
-            score,
-            curve.epochs[curve.best],
-            curve.epochs[-1],
-            epochs,
-            curve.chosen_score,
-            lightfm_rows[-1]["seconds"],
-        )
-        if score > best_score:
-            best_score, best_factors = score, factors
-            best_params = candidate.model_copy(update={"epochs": epochs})
+    best_params, best_factors, lightfm_rows, lightfm_choice = search_lightfm(
+        data, evaluation, config.lightfm, params, max_epochs, seed, num_threads
+    )
     tuned = config.model_copy(update={"lightfm": best_params})
 
     neighbour_rows: list[dict] = []
@@ -425,6 +517,7 @@ def tune(
         config=tuned,
         validation_ndcg=alone | {"blend": float(scores[chosen])},
         lightfm_trials=lightfm_rows,
+        lightfm_choice=lightfm_choice,
         neighbour_trials=neighbour_rows,
         blend_trials=blend_rows,
         train_users=int(keep.sum()),

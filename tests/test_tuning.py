@@ -115,6 +115,20 @@ def test_nightly_tunes_on_a_sample_of_users_and_publishes_for_everyone(data_root
     active = pd.read_parquet(summary.run_folder / "split" / "tune_train_events.parquet")
     assert active["user_id"].nunique() > 200  # without the sample the trials had them all
     assert pd.read_parquet(summary.published_path)["user_id"].nunique() == 300
+    # the LightFM choice: a check some trial made, within one standard error of the best
+    choice = trials["lightfm_choice"]
+    trial = trials["lightfm_trials"][choice["trial"]]
+    assert [choice["epochs"], choice["validation_NDCG@10"]] in trial["curve"]
+    assert trials["config"]["lightfm"]["epochs"] == choice["epochs"]
+    for key in ("no_components", "loss", "learning_rate", "behaviour_features"):
+        assert trials["config"]["lightfm"][key] == trial[key]
+    best = trials["lightfm_trials"][choice["best_trial"]]
+    assert [choice["best_epochs"], choice["best_validation_NDCG@10"]] in best["curve"]
+    assert choice["best_validation_NDCG@10"] == max(
+        score for row in trials["lightfm_trials"] for _, score in row["curve"]
+    )
+    gap = choice["best_validation_NDCG@10"] - choice["validation_NDCG@10"]
+    assert gap <= choice["standard_error"] + 1e-5 and choice["relative_cost"] <= 1
 
 
 def test_for_users_empties_the_other_rows_only():
@@ -167,3 +181,34 @@ def test_one_standard_error_rule_takes_the_fewest_epochs_the_validation_cannot_t
     strict = Curve.of([5, 10], [worse, best])
     assert (strict.best, strict.chosen) == (1, 1)
     assert strict.chosen_score == pytest.approx(best.mean())
+
+
+def test_one_standard_error_choice_takes_the_cheapest_model_the_validation_cannot_tell_apart():
+    """Across trials the cost is measured seconds × epochs: a cheap model within one
+    standard error of the best wins, a cheaper but clearly worse one does not, and a model
+    costing as much as the best never replaces it."""
+    from tasks.models.lightfm_hybrid import one_standard_error_choice
+
+    rng = np.random.default_rng(1)
+    best = (rng.random(3000) < 0.2).astype(float)
+    near = best.copy()  # a few hits traded: within one SE
+    near[rng.choice(np.flatnonzero(best == 1), 20, replace=False)] = 0
+    near[rng.choice(np.flatnonzero(best == 0), 15, replace=False)] = 1
+    worse = best * (rng.random(3000) < 0.6)
+    gains = [best, near, worse]
+    assert one_standard_error_choice(gains, [10.0, 3.0, 1.0]) == (0, 1)
+    assert one_standard_error_choice(gains, [10.0, 12.0, 1.0]) == (0, 0)
+    assert one_standard_error_choice(gains, [10.0, 10.0, 1.0]) == (0, 0)
+    assert one_standard_error_choice([near, best], [1.0, 2.0]) == (1, 0)  # order free
+
+
+def test_only_users_keeps_the_given_rows_scores_and_empties_the_rest():
+    rng = np.random.default_rng(3)
+    model = FactorModel(
+        rng.normal(size=(50, 8)).astype(np.float32), rng.normal(size=(30, 8)).astype(np.float32)
+    )
+    rows = np.array([7, 3, 41, 3])
+    slim = model.only_users(rows)
+    assert sp.issparse(slim.user_vectors) and slim.user_vectors.nnz == 3 * 8
+    np.testing.assert_allclose(slim.scores(rows), model.scores(rows), rtol=1e-5, atol=1e-5)
+    assert not slim.scores(np.array([0, 49])).any()

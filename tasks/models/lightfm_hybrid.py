@@ -174,12 +174,31 @@ def fit_lightfm(
     return model, factors[curve.chosen], curve
 
 
+def one_standard_error_choice(gains: list[np.ndarray], costs: list[float]) -> tuple[int, int]:
+    """(best, chosen) among models judged on the same users: `best` has the highest mean
+    per-user score; `chosen` is the cheapest (lowest cost; ties to the earlier) whose paired
+    per-user difference from the best is not above one standard error: the one-standard-
+    error rule (among models the validation cannot tell apart, the cheaper one)."""
+    means = [float(g.mean()) if len(g) else 0.0 for g in gains]
+    best = int(np.argmax(means))
+    chosen = best
+    for candidate in np.argsort(np.asarray(costs, dtype=np.float64), kind="stable"):
+        if candidate == best or costs[candidate] >= costs[best]:
+            break
+        difference = gains[best] - gains[candidate]
+        n = len(difference)
+        error = difference.std(ddof=1) / np.sqrt(n) if n > 1 else 0.0
+        if difference.mean() <= error:
+            chosen = int(candidate)
+            break
+    return best, chosen
+
+
 class Curve(BaseModel):
     """Validation checks of one training: epochs and mean score at each, the best check,
-    and the one chosen: the fewest epochs whose per-user scores are not worse than the
-    best's by more than one standard error of the paired difference (the one-standard-
-    error rule: among models the validation cannot tell apart, the cheaper one; here it
-    sets the epochs every later training of these settings pays for on all users)."""
+    and the one chosen: the fewest epochs not worse than the best by more than one standard
+    error (`one_standard_error_choice`, the cost being the epochs: every later training of
+    these settings, on all users, pays for each epoch)."""
 
     epochs: list[int]
     scores: list[float]
@@ -188,15 +207,8 @@ class Curve(BaseModel):
 
     @classmethod
     def of(cls, epochs: list[int], gains: list[np.ndarray]) -> Curve:
+        best, chosen = one_standard_error_choice(gains, [float(e) for e in epochs])
         means = [float(g.mean()) if len(g) else 0.0 for g in gains]
-        best = int(np.argmax(means))
-        chosen = best
-        for check in range(best):
-            difference = gains[best] - gains[check]
-            error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0
-            if difference.mean() <= error:
-                chosen = check
-                break
         return cls(epochs=epochs, scores=means, best=best, chosen=chosen)
 
     @property
