@@ -212,3 +212,17 @@ def test_only_users_keeps_the_given_rows_scores_and_empties_the_rest():
     assert sp.issparse(slim.user_vectors) and slim.user_vectors.nnz == 3 * 8
     np.testing.assert_allclose(slim.scores(rows), model.scores(rows), rtol=1e-5, atol=1e-5)
     assert not slim.scores(np.array([0, 49])).any()
+
+
+def test_epoch_work_counts_the_feature_rows_every_interaction_updates():
+    """Identity only: one user row and one product row per interaction; with features,
+    the rows each side's feature matrix gives that user or product."""
+    from tasks.tune import epoch_work
+
+    interactions = sp.csr_matrix(np.array([[1.0, 0, 2], [0, 3, 0]]))  # 3 interactions
+    users = sp.csr_matrix(np.array([[1.0, 1, 1], [0, 1, 0]]))  # 3 rows, 1 row
+    items = sp.csr_matrix(np.array([[1.0, 1], [1, 0], [0, 1]]))  # 2, 1, 1 rows
+    assert epoch_work(interactions, None, None, 7) == 3 * 2 * 8
+    # user rows: 3 + 3 + 1; product rows: 2 + 1 + 1
+    assert epoch_work(interactions, users, items, 7) == (7 + 4) * 8
+    assert epoch_work(interactions, users, None, 15) == (7 + 3) * 16
