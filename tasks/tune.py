@@ -343,7 +343,8 @@ def search_lightfm(
     logger = get_run_logger()
     checks: list[_Check] = []
     rows: list[dict] = []
-    for trial, candidate in enumerate(lightfm_candidates(base, params.lightfm_trials, seed)):
+    candidates = lightfm_candidates(base, params.lightfm_trials, seed)
+    for trial, candidate in enumerate(candidates):
         started = time.perf_counter()
         interactions = data.decayed_interactions(candidate.half_life_days)
         user_features, item_features = lightfm_features(data, candidate)
@@ -424,7 +425,6 @@ def search_lightfm(
         top.epochs,
         choice["best_validation_NDCG@10"],
     )
-    candidates = lightfm_candidates(base, params.lightfm_trials, seed)
     chosen_params = candidates[pick.trial].model_copy(update={"epochs": pick.epochs})
     return chosen_params, pick.factors, rows, choice
 
