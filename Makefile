@@ -61,8 +61,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist; each has its own Prefect test
+# server and temporary data roots): most tests wait on Prefect and subprocesses, not CPU.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 clean-data:
 	rm -rf $(DATA_ROOT)/runs $(DATA_ROOT)/published

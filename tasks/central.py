@@ -25,6 +25,7 @@ from prefect import task
 from pydantic import BaseModel
 
 from tasks.contract import canonical_order
+from tasks.hashing import row_hashes
 from tasks.run_context import RunFolder
 
 KEY_COLUMNS = ("user_id", "product_id", "event_type", "occurred_at")
@@ -61,7 +62,7 @@ def event_keys(events: pd.DataFrame) -> np.ndarray:
         columns = ["event_id"]
     else:
         columns = list(KEY_COLUMNS)
-    return pd.util.hash_pandas_object(events[columns], index=False).to_numpy(dtype=np.uint64)
+    return row_hashes(events, columns)
 
 
 def read_central_events(data_root: Path, state: CentralState) -> pd.DataFrame | None:

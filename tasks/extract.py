@@ -31,6 +31,7 @@ from tasks.contract import (
     unparseable,
 )
 from tasks.dataset import DatasetSpec
+from tasks.hashing import row_hashes
 from tasks.quarantine import append_quarantine, quarantine_rows, row_labels
 from tasks.run_context import TABLES, RunFolder, Snapshot
 from tasks.sources import SourceError, default_spec, read_source
@@ -54,8 +55,7 @@ def _retry_if_transient(task, task_run, state) -> bool:
 
 def table_fingerprint(frame: pd.DataFrame) -> str:
     """A content hash of a table, independent of the file format it came in."""
-    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
-    digest = hashlib.sha256(row_hashes.tobytes())
+    digest = hashlib.sha256(row_hashes(frame).tobytes())
     digest.update(",".join(map(str, frame.columns)).encode())
     return digest.hexdigest()
 

@@ -36,6 +36,9 @@ BEST_SELLER = "a best seller right now"
 FROM_HISTORY = "in line with what you bought and viewed"
 MIN_LIFT = 1.1
 MIN_SUPPORT = 5
+# Contributions (weight × a 0..1 share, weights up to 5) are compared to this many
+# decimals: far coarser than float32 noise (~1e-6 at 5), far finer than any real gap.
+CONTRIBUTION_DECIMALS = 4
 
 
 def phrase_of(column: str, values: pd.Series, phrases: dict[str, str]) -> pd.Series:
@@ -257,7 +260,7 @@ def explain(
     contribution = np.stack(
         [model.weights[name] * model.component_share(name, u, j) for name in names], axis=1
     )
-    by_strength = np.argsort(-contribution, axis=1, kind="stable")
+    by_strength = strength_order(contribution)
     everyone = np.ones(len(history), dtype=bool)
     # The strongest contributor that can say something true speaks.
     text, spoke = _strongest_speaker(
@@ -278,6 +281,18 @@ def explain(
         text = np.where(pd.isna(extra), text, joined.to_numpy(dtype=object))
     reason[history] = np.where(pd.isna(text), FROM_HISTORY, text)
     return reason
+
+
+def strength_order(contribution: np.ndarray) -> np.ndarray:
+    """Each row's components, strongest contribution first; contributions equal to
+    CONTRIBUTION_DECIMALS are tied and keep the blend's component order.
+
+    A user's scores come from a BLAS product whose last bits depend on how many users were
+    scored with them (a partition of 120 or of 300), and contributions that are equal in
+    exact arithmetic are common (two components that both rank the product first: 1.0 and
+    0.99999994). Rounded, they tie, so the reason never depends on the partitioning."""
+    rounded = np.round(contribution.astype(np.float64), CONTRIBUTION_DECIMALS)
+    return np.argsort(-rounded, axis=1, kind="stable")
 
 
 def _strongest_speaker(

@@ -112,7 +112,13 @@ class TuningParams(BaseModel):
         "configured epochs",
     )
     eval_every: int = Field(5, ge=1, le=100, description="epochs between validation checks")
-    patience: int = Field(2, ge=1, le=20, description="checks without improvement before stop")
+    patience: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="checks without a clear improvement (more than one standard error over "
+        "the last clear one) before a trial stops",
+    )
     max_users: int = Field(
         10_000, ge=100, le=10_000_000, description="validation users sampled to tune on"
     )

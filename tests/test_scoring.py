@@ -179,3 +179,20 @@ def test_strongest_predecessor_reads_only_the_users_products():
     assert (ReasonContext._strongest_predecessor(None, empty, users, items) == -1).all()
     assert ReasonContext._strongest_predecessor(None, model, users[:0], items[:0]).size == 0
     assert (empty.pair_scores(users, items) == 0).all()
+
+
+def test_reason_strength_ignores_float_noise_but_not_real_gaps():
+    from tasks.reasons import strength_order
+
+    # Two components that both rank the product first tie in exact arithmetic; float32
+    # gives 1.0 or 0.99999994 depending on how many users were scored together.
+    exact = np.array([[1.0, 1.0, 0.5], [0.25, 0.5, 0.5]], dtype=np.float32)
+    noisy = np.array(
+        [[np.nextafter(np.float32(1), np.float32(0)), 1.0, 0.5], [0.25, 0.5, 0.49999997]],
+        dtype=np.float32,
+    )
+    assert noisy[0, 0] != exact[0, 0] and noisy[1, 2] != exact[1, 2]
+    assert strength_order(noisy).tolist() == strength_order(exact).tolist()
+    assert strength_order(exact).tolist() == [[0, 1, 2], [1, 2, 0]]  # ties: blend order
+    gap = np.array([[0.5, 0.501, 0.0]], dtype=np.float32)
+    assert strength_order(gap).tolist() == [[1, 0, 2]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -257,3 +258,35 @@ def test_canonical_order_equals_a_stable_pandas_sort_with_nulls_last(seed):
     pd.testing.assert_frame_equal(
         ordered, events.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
     )
+
+
+def test_row_hashes_keep_row_order_and_depend_only_on_values():
+    """Fingerprints and event keys: one hash per row, in row order even when DuckDB scans a
+    many-chunk table on both cores, equal for equal values however pandas holds them."""
+    from tasks.hashing import row_hashes
+
+    rng = np.random.default_rng(3)
+    n = 300_000
+    frame = pd.DataFrame(
+        {
+            "user_id": pd.array(
+                np.char.add("U", rng.integers(0, 5_000, n).astype(str)), dtype="string[pyarrow]"
+            ),
+            "event_type": pd.Categorical(rng.choice(["view", "purchase"], n)),
+            "quantity": rng.integers(1, 4, n),
+            "occurred_at": pd.Timestamp("2026-01-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 10**6, n), unit="s"),
+        }
+    )
+    whole = row_hashes(frame)
+    assert whole.dtype == np.uint64 and len(whole) == n
+    pieces = [row_hashes(frame.iloc[begin : begin + 70_001]) for begin in range(0, n, 70_001)]
+    np.testing.assert_array_equal(whole, np.concatenate(pieces))  # order kept
+    reordered = frame.iloc[::-1].reset_index(drop=True)
+    np.testing.assert_array_equal(row_hashes(reordered), whole[::-1])
+    as_objects = frame.astype({"user_id": object, "event_type": object})
+    np.testing.assert_array_equal(row_hashes(as_objects), whole)  # values, not dtypes
+    keys = row_hashes(frame, ["user_id", "occurred_at"])
+    duplicated = frame.duplicated(["user_id", "occurred_at"], keep=False).to_numpy()
+    assert not duplicated.any() or (pd.Series(keys).duplicated(keep=False) == duplicated).all()
+    assert len(np.unique(keys)) == len(frame.drop_duplicates(["user_id", "occurred_at"]))

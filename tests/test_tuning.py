@@ -226,3 +226,44 @@ def test_epoch_work_counts_the_feature_rows_every_interaction_updates():
     # user rows: 3 + 3 + 1; product rows: 2 + 1 + 1
     assert epoch_work(interactions, users, items, 7) == (7 + 4) * 8
     assert epoch_work(interactions, users, None, 15) == (7 + 3) * 16
+
+
+def test_training_stops_after_patience_checks_without_a_clear_improvement():
+    """A check counts as progress only when it beats the last clear improvement by more than
+    one standard error; creeping within the noise for `patience` checks ends the training
+    (what the one-standard-error rule would never pick over the earlier check)."""
+    from tasks.models.lightfm_hybrid import LightFMParams, clearly_better, fit_lightfm
+
+    rng = np.random.default_rng(2)
+    base = (rng.random(3000) < 0.2).astype(float)
+    worse = base * (rng.random(3000) < 0.5)
+    creep = base.copy()  # 30 hits lost, 33 gained: 0.001 up, within one SE (~0.0026)
+    creep[rng.choice(np.flatnonzero(base == 1), 30, replace=False)] = 0
+    creep[rng.choice(np.flatnonzero(base == 0), 33, replace=False)] = 1
+    clear = np.maximum(base, rng.random(3000) < 0.1)  # many hits more
+    assert clearly_better(base, worse) and clearly_better(clear, base)
+    assert not clearly_better(creep, base) and creep.mean() > base.mean()
+    assert not clearly_better(base, base)
+
+    interactions = sp.random(60, 40, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    interactions.data[:] = 1.0
+
+    def train(script: list[np.ndarray]):
+        served = iter(script)
+        return fit_lightfm(
+            interactions,
+            None,
+            None,
+            LightFMParams(no_components=4, epochs=100),
+            seed=0,
+            validate=lambda factors: next(served),
+            eval_every=2,
+            patience=2,
+        )[2]
+
+    # worse → base (clear) → creep → creep: two checks without a clear gain, stop at 8
+    curve = train([worse, base, creep, creep, clear, clear])
+    assert curve.epochs == [2, 4, 6, 8]
+    assert curve.chosen_epochs == 4  # the creeping checks cost more for nothing clear
+    # a clear gain resets the count: stops two checks after it
+    assert train([worse, base, creep, clear, clear, clear, clear]).epochs == [2, 4, 6, 8, 10, 12]

@@ -125,8 +125,9 @@ def fit_lightfm(
     """Fit on log-damped interaction weights for `params.epochs` epochs.
 
     With `validate` (factors -> per-user validation scores, higher is better), training is
-    checked every `eval_every` epochs and stops after `patience` checks without a better
-    mean; the factors returned are those of the check the one-standard-error rule chooses
+    checked every `eval_every` epochs and stops after `patience` checks that did not beat
+    the last clear improvement by more than one standard error (`clearly_better`); the
+    factors returned are those of the check the one-standard-error rule chooses
     (`Curve.chosen`), the LightFM object is the one at the last epoch trained.
     Features None = identity only (collaborative filtering).
     warm_start: a state written by `save_state`; training continues from it for
@@ -158,20 +159,35 @@ def fit_lightfm(
     epochs: list[int] = []
     gains: list[np.ndarray] = []
     factors: list[FactorModel] = []
-    best, since_best, done = -np.inf, 0, 0
-    while done < params.epochs and since_best < patience:
+    reference: np.ndarray | None = None  # the gains of the last clear improvement
+    since_better, done = 0, 0
+    while done < params.epochs and since_better < patience:
         step = min(eval_every, params.epochs - done)
         model.fit_partial(positives, epochs=step, **fit_kwargs)
         done += step
         epochs.append(done)
         factors.append(factors_of(model, user_features, item_features))
         gains.append(np.asarray(validate(factors[-1]), dtype=np.float64))
-        if (mean := gains[-1].mean()) > best:
-            best, since_best = mean, 0
+        if reference is None or clearly_better(gains[-1], reference):
+            reference, since_better = gains[-1], 0
         else:
-            since_best += 1
+            since_better += 1
     curve = Curve.of(epochs, gains)
     return model, factors[curve.chosen], curve
+
+
+def _standard_error(difference: np.ndarray) -> float:
+    n = len(difference)
+    return float(difference.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+
+
+def clearly_better(gains: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether `gains` beat `reference` (per-user scores of the same users) by more than one
+    standard error of their paired difference: an improvement the one-standard-error rule
+    could act on. Training stops after `patience` checks without one: a curve that only
+    creeps upward within the noise would never be chosen over its cheaper early check."""
+    difference = gains - reference
+    return len(difference) > 0 and float(difference.mean()) > _standard_error(difference)
 
 
 def one_standard_error_choice(gains: list[np.ndarray], costs: list[float]) -> tuple[int, int]:
@@ -186,9 +202,7 @@ def one_standard_error_choice(gains: list[np.ndarray], costs: list[float]) -> tu
         if candidate == best or costs[candidate] >= costs[best]:
             break
         difference = gains[best] - gains[candidate]
-        n = len(difference)
-        error = difference.std(ddof=1) / np.sqrt(n) if n > 1 else 0.0
-        if difference.mean() <= error:
+        if difference.mean() <= _standard_error(difference):
             chosen = int(candidate)
             break
     return best, chosen

@@ -1,0 +1,43 @@
+"""64-bit hashes of a table's rows, computed by DuckDB over the table's Arrow columns.
+
+pandas' `hash_pandas_object` hashes Arrow-backed strings through Python objects: 40 s for
+the 21M events of the `large` preset, against ~1 s here (vectorised, both cores). The
+hashes depend on the values and their types only (a dictionary-encoded column hashes like
+its values), and the rows come back in the table's order. They are stable for a given
+DuckDB version; a new DuckDB may hash differently, which changes a snapshot's fingerprint
+(a new version id) once, never which events are new (both sides of a comparison are
+hashed by the same run).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary (pandas category) columns as their values: DuckDB reads them as ENUMs,
+    whose hash would depend on the category list, not only the value."""
+    columns = [
+        pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type) else column
+        for column in table.columns
+    ]
+    return pa.table(columns, names=[f"c{k}" for k in range(table.num_columns)])
+
+
+def row_hashes(frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
+    """One uint64 hash per row of `frame` (over `columns`, default all), in row order."""
+    picked = frame if columns is None else frame[columns]
+    if len(picked) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if picked.shape[1] == 0:
+        raise ValueError("row_hashes needs at least one column")
+    arrow = _plain(pa.Table.from_pandas(picked, preserve_index=False))  # noqa: F841 (SQL)
+    names = ", ".join(f"c{k}" for k in range(arrow.num_columns))
+    with duckdb.connect() as connection:
+        connection.execute("SET preserve_insertion_order = true")
+        hashes = connection.sql(f"SELECT hash({names}) AS h FROM arrow").fetchnumpy()["h"]
+    return np.asarray(hashes, dtype=np.uint64)
