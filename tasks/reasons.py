@@ -285,7 +285,7 @@ def explain(
 
 def strength_order(contribution: np.ndarray) -> np.ndarray:
     """Each row's components, strongest contribution first; contributions equal to
-    CONTRIBUTION_DECIMALS are tied and keep the blend's component order.
+    CONTRIBUTION_DECIMALS decimals are tied and keep the blend's component order.
 
     A user's scores come from a BLAS product whose last bits depend on how many users were
     scored with them (a partition of 120 or of 300), and contributions that are equal in
