@@ -176,33 +176,30 @@ def fit_lightfm(
     return model, factors[curve.chosen], curve
 
 
-def _standard_error(difference: np.ndarray) -> float:
-    n = len(difference)
-    return float(difference.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
-
-
 def clearly_better(gains: np.ndarray, reference: np.ndarray) -> bool:
     """Whether `gains` beat `reference` (per-user scores of the same users) by more than one
     standard error of their paired difference: an improvement the one-standard-error rule
     could act on. Training stops after `patience` checks without one: a curve that only
     creeps upward within the noise would never be chosen over its cheaper early check."""
     difference = gains - reference
-    return len(difference) > 0 and float(difference.mean()) > _standard_error(difference)
+    n = len(difference)
+    error = difference.std(ddof=1) / np.sqrt(n) if n > 1 else 0.0
+    return n > 0 and float(difference.mean()) > error
 
 
 def one_standard_error_choice(gains: list[np.ndarray], costs: list[float]) -> tuple[int, int]:
     """(best, chosen) among models judged on the same users: `best` has the highest mean
     per-user score; `chosen` is the cheapest (lowest cost; ties to the earlier) whose paired
     per-user difference from the best is not above one standard error: the one-standard-
-    error rule (among models the validation cannot tell apart, the cheaper one)."""
+    error rule (among models the validation cannot tell apart, the cheaper one): the best is
+    not `clearly_better` than it."""
     means = [float(g.mean()) if len(g) else 0.0 for g in gains]
     best = int(np.argmax(means))
     chosen = best
     for candidate in np.argsort(np.asarray(costs, dtype=np.float64), kind="stable"):
         if candidate == best or costs[candidate] >= costs[best]:
             break
-        difference = gains[best] - gains[candidate]
-        if difference.mean() <= _standard_error(difference):
+        if not clearly_better(gains[best], gains[candidate]):
             chosen = int(candidate)
             break
     return best, chosen
