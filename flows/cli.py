@@ -8,14 +8,19 @@ Values are validated by the same model the Prefect UI uses, so both refuse the s
 from __future__ import annotations
 
 import argparse
+import sys
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from tasks.errors import STORAGE_ERRNOS, RecsError, storage_error
+
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -42,13 +47,26 @@ def _converter(annotation: Any) -> tuple[Any, list | None]:
     return str, None
 
 
+REQUIRED = "required"
+
+
+def _default_of(model: type[BaseModel], dotted: str) -> Any:
+    """The default of a (nested) field as the model's default instance holds it, or
+    REQUIRED for a field without one (the model cannot be built without arguments)."""
+    first, *rest = dotted.split(".")
+    field = model.model_fields[first]
+    if field.is_required():
+        return REQUIRED
+    value = field.get_default(call_default_factory=True)
+    for part in rest:
+        value = getattr(value, part)
+    return value
+
+
 def build_parser(model: type[BaseModel], prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    defaults = model()
     for dotted, annotation, field in _leaf_fields(model):
-        default: Any = defaults
-        for part in dotted.split("."):
-            default = getattr(default, part)
+        default = _default_of(model, dotted)
         help_text = f"{field.description or ''} (default: {default})".strip().replace("%", "%%")
         names = [f"--{dotted}"]
         if "_" in dotted:
@@ -91,3 +109,23 @@ def parse_params(model: type[M], argv: list[str] | None, prog: str, description:
         )
         parser.error(problems)
         raise  # unreachable: parser.error exits
+
+
+def run_cli(run: Callable[[], T], render: Callable[[T], str]) -> int:
+    """Run a flow from a command line: its rendered result on stdout and 0, or, for an
+    error the user can cause (`RecsError`), its message alone on stderr and its exit code.
+    A write the machine refuses (read-only, disk full) is reported as a StorageError.
+    Anything else is a bug and keeps its traceback."""
+    try:
+        result = run()
+    except RecsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:
+        if error.errno not in STORAGE_ERRNOS:
+            raise
+        failure = storage_error(error, "write under the data root")
+        print(f"error: {failure}", file=sys.stderr)
+        return failure.exit_code
+    print(render(result))
+    return 0

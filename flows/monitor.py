@@ -8,7 +8,6 @@ python -m flows.monitor --help
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -17,11 +16,12 @@ from prefect import flow, get_run_logger, runtime
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, Field
 
-from flows.cli import parse_params
+from flows.cli import parse_params, run_cli
 from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
 from tasks.dataset import DatasetSpec
 from tasks.drift import DriftThresholds, FeatureDrift
+from tasks.errors import NotPublishedError
 from tasks.extract import extract
 from tasks.live_metrics import Uplift, VariantPerformance
 from tasks.monitor_report import write_monitor_report
@@ -171,7 +171,7 @@ def monitor(params: MonitorParams = MonitorParams()) -> MonitorReport:  # noqa: 
     trained_on = data_root / "runs" / str(published.run_id) / "snapshot"
     known = {t: trained_on / f"{t}.parquet" for t in ("users", "products")}
     if not all(p.exists() for p in known.values()):
-        raise FileNotFoundError(
+        raise NotPublishedError(
             f"the training snapshot of {published.version} is gone ({trained_on}): monitoring "
             "cannot tell which users and products the model knows"
         )
@@ -215,13 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     params = parse_params(
         MonitorParams, argv, prog="python -m flows.monitor", description=monitor.__doc__ or ""
     )
-    try:
-        report = monitor(params)
-    except (FileNotFoundError, ValueError) as error:
-        print(error, file=sys.stderr)
-        return 1
-    print(report.render())
-    return 0
+    return run_cli(lambda: monitor(params), lambda report: report.render())
 
 
 if __name__ == "__main__":

@@ -6,27 +6,26 @@ python -m flows.nightly --help
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime
 from pydantic import BaseModel
 
-from flows.cli import parse_params
+from flows.cli import parse_params, run_cli
 from flows.params import NightlyParams
 from tasks.central import commit_central
 from tasks.data_report import write_data_report
 from tasks.dataset import DatasetSpec
+from tasks.errors import GateRefusedError
 from tasks.evaluate import evaluate_candidates
 from tasks.evaluation_report import write_evaluation_report
-from tasks.extract import IntegrationError, extract
+from tasks.extract import extract
 from tasks.features import build_features
 from tasks.gate import CHAMPION, gate
-from tasks.locking import RunInProgressError, exclusive_run
+from tasks.locking import exclusive_run
 from tasks.publish import (
     Publication,
-    PublicationError,
     find_publication,
     publish,
     published_data_counts,
@@ -43,16 +42,11 @@ from tasks.registry import (
 from tasks.run_context import RunFolder
 from tasks.run_index import write_index
 from tasks.run_report import metrics_document, write_run_metrics
-from tasks.sources import SourceError
 from tasks.split import split_events
 from tasks.train import BLEND, POPULARITY, ModelConfig, train_candidates
 from tasks.tune import tune
-from tasks.validate import DataValidationError, validate_snapshot
+from tasks.validate import validate_snapshot
 from tasks.versions import run_inputs, run_version
-
-
-class GateRefusedError(RuntimeError):
-    """The candidate did not beat the baseline: nothing was published."""
 
 
 class RunSummary(BaseModel):
@@ -380,20 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m flows.nightly",
         description="Run the nightly recommendation pipeline once.",
     )
-    try:
-        summary = nightly(params)
-    except (
-        GateRefusedError,
-        DataValidationError,
-        SourceError,
-        IntegrationError,
-        RunInProgressError,
-        PublicationError,
-    ) as error:
-        print(error, file=sys.stderr)
-        return 3 if isinstance(error, GateRefusedError) else 1
-    print(summary.render())
-    return 0
+    return run_cli(lambda: nightly(params), RunSummary.render)
 
 
 if __name__ == "__main__":

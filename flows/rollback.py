@@ -5,14 +5,14 @@ python -m flows.rollback --version 20261127T020000Z-abc123def0
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field, field_validator
 
-from flows.cli import parse_params
+from flows.cli import parse_params, run_cli
+from tasks.errors import NotPublishedError
 from tasks.publish import current_latest, switch_latest, verify_version
 from tasks.settings import confine, get_settings
 from tasks.versions import VERSION_PATTERN
@@ -50,7 +50,7 @@ def rollback(params: RollbackParams) -> RollbackResult:
     folder = published_root / params.version
     if not folder.is_dir():
         kept = sorted(p.name for p in published_root.glob("2*") if p.is_dir())
-        raise ValueError(
+        raise NotPublishedError(
             f"no published version {params.version!r} under {published_root}; kept: {kept}"
         )
     manifest = verify_version(folder)
@@ -68,13 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     params = parse_params(
         RollbackParams, argv, prog="python -m flows.rollback", description=rollback.__doc__ or ""
     )
-    try:
-        result = rollback(params)
-    except ValueError as error:
-        print(error, file=sys.stderr)
-        return 1
-    print(f"latest: {result.previous} -> {result.current} ({result.rows:,} rows)")
-    return 0
+    return run_cli(
+        lambda: rollback(params),
+        lambda result: f"latest: {result.previous} -> {result.current} ({result.rows:,} rows)",
+    )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-
-class TamperedArtifactError(RuntimeError):
-    """A model artifact's files do not hash to what the registry recorded."""
+from tasks.errors import TamperedArtifactError
 
 
 def file_sha256(path: Path) -> str:

@@ -31,16 +31,13 @@ from tasks.contract import (
     unparseable,
 )
 from tasks.dataset import DatasetSpec
+from tasks.errors import IntegrationError
 from tasks.hashing import row_hashes
 from tasks.quarantine import append_quarantine, quarantine_rows, row_labels
 from tasks.run_context import TABLES, RunFolder, Snapshot
 from tasks.sources import SourceError, default_spec, read_source
 
 FOREIGN_KEYS: tuple[tuple[str, str], ...] = (("user_id", "users"), ("product_id", "products"))
-
-
-class IntegrationError(RuntimeError):
-    """Too many events do not join the users or products."""
 
 
 def _retry_if_transient(task, task_run, state) -> bool:

@@ -18,9 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-
-class RunInProgressError(RuntimeError):
-    """Another run holds the data root."""
+from tasks.errors import RunInProgressError
 
 
 @contextmanager

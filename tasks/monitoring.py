@@ -27,6 +27,7 @@ from tasks.drift import (
     popularity_drift,
     share_drift,
 )
+from tasks.errors import NotPublishedError
 from tasks.live_metrics import Uplift, VariantPerformance, uplift, variant_performance
 from tasks.run_context import Snapshot
 
@@ -92,14 +93,14 @@ def read_published(data_root: Path, shown: int) -> PublishedState:
     that folder, so a publication switching `latest` meanwhile cannot mix two versions."""
     latest = Path(data_root) / "published" / "latest"
     if not latest.exists():
-        raise FileNotFoundError(
+        raise NotPublishedError(
             f"nothing is published under {latest}: run the nightly flow before monitoring"
         )
     folder = latest.resolve()
     manifest = json.loads((folder / "manifest.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
     if not manifest.get("data_until"):
-        raise ValueError(
+        raise NotPublishedError(
             f"{folder / 'manifest.json'} has no data_until (published by an older version): "
             "run the nightly flow once more"
         )

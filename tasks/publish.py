@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from tasks.artifacts import FOLDER_MODE, artifact_sha256, file_sha256, restrict
 from tasks.dataset import DatasetSpec
+from tasks.errors import DamagedPublicationError, PublicationError
 from tasks.recommend import (
     RECOMMENDATIONS_SCHEMA,
     VARIANTS,
@@ -92,10 +93,6 @@ def current_latest(published_root: Path) -> str | None:
     """The version `latest` points at, or None."""
     latest = Path(published_root) / "latest"
     return os.readlink(latest) if latest.is_symlink() else None
-
-
-class PublicationError(RuntimeError):
-    """A version could not be written (disk full, permissions): `latest` did not move."""
 
 
 class PublishParams(BaseModel):
@@ -196,12 +193,14 @@ def verify_version(folder: Path) -> dict:
     """The version's manifest, after checking every file's sha256 against it."""
     manifest_path = Path(folder) / "manifest.json"
     if not manifest_path.exists():
-        raise ValueError(f"{folder}: no manifest.json, not a complete published version")
+        raise DamagedPublicationError(
+            f"{folder}: no manifest.json, not a complete published version"
+        )
     manifest = json.loads(manifest_path.read_text())
     for name, entry in manifest["files"].items():
         path = Path(folder) / name
         if not path.exists() or file_sha256(path) != entry["sha256"]:
-            raise ValueError(f"{path}: checksum does not match manifest.json")
+            raise DamagedPublicationError(f"{path}: checksum does not match manifest.json")
     return manifest
 
 

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasks.errors import PathOutsideAllowedRootsError
+
 # No internet here and no phoning home from users' nightly jobs: telemetry off by default.
 for _name, _value in {
     "DO_NOT_TRACK": "1",
@@ -61,10 +63,6 @@ class Settings(BaseSettings):
     def default_source(self, data_root: Path | None = None) -> str:
         """RECS_SOURCE if set, else the embedded demo store under data_root."""
         return self.source or f"sqlite:///{self.demo_store_path(data_root)}"
-
-
-class PathOutsideAllowedRootsError(ValueError):
-    """A path parameter resolves outside every allowed root."""
 
 
 def confine(path: Path | str, parameter: str) -> Path:

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from tasks.clean import price_outliers
 from tasks.dataset import REQUIRED_COLUMNS, DatasetSpec
+from tasks.errors import DataValidationError
 from tasks.quarantine import QUARANTINE_REASON, append_quarantine, quarantine_rows, row_labels
 from tasks.run_context import TABLES, RunFolder, Snapshot
 from tasks.settings import get_settings
@@ -40,10 +41,6 @@ from tasks.settings import get_settings
 IDS_PLACEHOLDER = re.compile(r"^\$\{ids:(\w+)\.(\w+)\}$")
 SAMPLE_SIZE = 5
 REQUIRED = {column for columns in REQUIRED_COLUMNS.values() for column in columns}
-
-
-class DataValidationError(RuntimeError):
-    """A table-level expectation failed or too many rows were bad; the message says where."""
 
 
 class ExpectationOutcome(BaseModel):

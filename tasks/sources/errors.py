@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from tasks.errors import SourceError
 
-class SourceError(RuntimeError):
-    """A source could not be read; the message names the source and the table.
-
-    `transient` errors (the database or API did not answer) are retried; the others (a
-    missing table or column, a bad URL, a malformed page) would fail the same way again.
-    """
-
-    def __init__(self, message: str, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
+__all__ = ["SourceError", "masked_url"]
 
 
 def masked_url(url: str) -> str:
