@@ -7,8 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from tasks.config_schema import StrictModel, config_problems
+from tasks.errors import ConfigError
 from tasks.rules import PublishingSpec
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -20,7 +22,7 @@ OPTIONAL_EVENT_COLUMNS: tuple[str, ...] = ("event_id", "quantity", "unit_price",
 ID_COLUMNS: dict[str, str] = {"users": "user_id", "products": "product_id"}
 
 
-class TextCleaning(BaseModel):
+class TextCleaning(StrictModel):
     """How the values of a text feature are tidied before use (all optional)."""
 
     case: Literal["lower", "upper", "title"] | None = Field(
@@ -44,7 +46,7 @@ class MultiFeature(TextCleaning):
     sep: str = "|"
 
 
-class NumericFeature(BaseModel):
+class NumericFeature(StrictModel):
     kind: Literal["numeric"] = "numeric"
     bins: int = Field(5, ge=2, le=100)
     min: float | None = Field(None, description="smaller values are quarantined")
@@ -56,7 +58,7 @@ FeatureSpec = Annotated[
 ]
 
 
-class EventsSpec(BaseModel):
+class EventsSpec(StrictModel):
     weights: dict[str, float] = Field(
         default_factory=lambda: {
             "purchase": 1.0,
@@ -77,7 +79,7 @@ class EventsSpec(BaseModel):
         return weights
 
 
-class TableSpec(BaseModel):
+class TableSpec(StrictModel):
     """Column roles of users or products beyond their features."""
 
     timestamp_columns: list[str] = Field(
@@ -91,7 +93,7 @@ class ProductsSpec(TableSpec):
     )
 
 
-class CleaningSpec(BaseModel):
+class CleaningSpec(StrictModel):
     """Rules that set implausible rows aside (quarantine) instead of training on them."""
 
     max_price_ratio: float | None = Field(
@@ -102,7 +104,7 @@ class CleaningSpec(BaseModel):
     )
 
 
-class ValidationSpec(BaseModel):
+class ValidationSpec(StrictModel):
     """Table-level checks generated from this file (on top of expectations/*.json)."""
 
     max_null_share: float = Field(
@@ -125,7 +127,7 @@ class ValidationSpec(BaseModel):
     )
 
 
-class SourceSpec(BaseModel):
+class SourceSpec(StrictModel):
     """Where one table comes from, when it is not the run's default `source`.
 
     kind = "sql":   url_env (name of an environment variable holding the URL; else the run's
@@ -133,8 +135,6 @@ class SourceSpec(BaseModel):
     kind = "files": path (a .csv, .parquet or .jsonl file; relative to this config file).
     kind = "http":  url, items_key, next_key, timeout_s, retries (see tasks/sources/http_api.py).
     """
-
-    model_config = {"extra": "forbid"}
 
     kind: Literal["sql", "files", "http"]
     url_env: str | None = None
@@ -148,7 +148,7 @@ class SourceSpec(BaseModel):
     retries: int = Field(3, ge=0, le=10)
 
 
-class ModelsSpec(BaseModel):
+class ModelsSpec(StrictModel):
     """Dataset-specific choices of the candidate models."""
 
     segment_columns: list[str] = Field(
@@ -163,7 +163,7 @@ class ModelsSpec(BaseModel):
     )
 
 
-class DatasetSpec(BaseModel):
+class DatasetSpec(StrictModel):
     events: EventsSpec = Field(default_factory=EventsSpec)
     user_features: dict[str, FeatureSpec] = Field(default_factory=dict)
     product_features: dict[str, FeatureSpec] = Field(default_factory=dict)
@@ -175,6 +175,7 @@ class DatasetSpec(BaseModel):
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     publishing: PublishingSpec = Field(default_factory=PublishingSpec)
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file")
+    source_file: Path | None = Field(None, exclude=True, description="the config file")
 
     def category_column(self) -> str | None:
         """The products' category: `[models] category_column`, else the first categorical
@@ -182,6 +183,37 @@ class DatasetSpec(BaseModel):
         return self.models.category_column or next(
             (c for c, spec in self.product_features.items() if spec.kind == "categorical"), None
         )
+
+    def declared_columns(self, table: str) -> list[tuple[str, str]]:
+        """(where this file names it, column) for every column of `table` that the file
+        sets explicitly (defaults such as `brand_column = "brand"` apply only when present)."""
+        publishing = self.publishing
+        rules = list(enumerate(publishing.contraindications, start=1))
+        named: list[tuple[str, str | None]] = []
+        if table == "users":
+            named += [(f"[user_features] {c}", c) for c in self.user_features]
+            named += [("[users] timestamp_columns", c) for c in self.users.timestamp_columns]
+            named += [("[models] segment_columns", c) for c in self.models.segment_columns]
+            named += [("[publishing] phrases", c) for c in publishing.phrases]
+            named += [
+                (f"[[publishing.contraindications]] #{i} user_column", r.user_column)
+                for i, r in rules
+            ]
+        elif table == "products":
+            named += [(f"[product_features] {c}", c) for c in self.product_features]
+            named += [("[products] timestamp_columns", c) for c in self.products.timestamp_columns]
+            named.append(("[products] in_stock_column", self.products.in_stock_column))
+            named.append(("[models] category_column", self.models.category_column))
+            named += [
+                (f"[publishing] {key}", getattr(publishing, key))
+                for key in ("name_column", "discontinued_column", "brand_column", "launch_column")
+                if key in publishing.model_fields_set
+            ]
+            named += [
+                (f"[[publishing.contraindications]] #{i} product_column", r.product_column)
+                for i, r in rules
+            ]
+        return [(where, column) for where, column in named if column]
 
     def features_of(self, table: str) -> dict[str, FeatureSpec]:
         return {"users": self.user_features, "products": self.product_features}.get(table, {})
@@ -194,6 +226,8 @@ class DatasetSpec(BaseModel):
     @classmethod
     def _short_form(cls, features: dict) -> dict:
         # `skin_type = "categorical"` is shorthand for `{ kind = "categorical" }`.
+        if not isinstance(features, dict):
+            return features
         return {
             name: {"kind": spec} if isinstance(spec, str) else spec
             for name, spec in features.items()
@@ -201,13 +235,28 @@ class DatasetSpec(BaseModel):
 
     @classmethod
     def from_toml(cls, path: Path) -> DatasetSpec:
+        """The file, checked whole before anything is read: a ConfigError listing every
+        problem (unknown sections and keys with a did-you-mean, wrong types, bad kinds)."""
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"dataset config {path} not found")
         try:
-            raw = tomllib.loads(path.read_text())
-            return cls.model_validate(raw | {"base_dir": path.resolve().parent})
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"dataset config {path} not found") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: cannot be read: {error}") from None
+        try:
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path}: not valid TOML: {error}") from error
+            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+        if internal := {"base_dir", "source_file"} & set(raw):
+            raise ConfigError(f"{path}: [{sorted(internal)[0]}]: unknown section")
+        try:
+            return cls.model_validate(
+                raw | {"base_dir": path.resolve().parent, "source_file": path}
+            )
         except ValidationError as error:
-            raise ValueError(f"{path}: invalid dataset config:\n{error}") from error
+            problems = config_problems(error, cls)
+            listed = "\n".join(f"  - {problem}" for problem in problems)
+            raise ConfigError(
+                f"{path}: {len(problems)} problem(s) in the dataset config:\n{listed}"
+            ) from None

@@ -23,6 +23,7 @@ from prefect.logging import get_run_logger
 
 from tasks.central import load_state, merge_new_events, read_central_events, since_for
 from tasks.clean import normalise_text
+from tasks.config_schema import suggest
 from tasks.contract import (
     canonical_order,
     conform_types,
@@ -31,7 +32,7 @@ from tasks.contract import (
     unparseable,
 )
 from tasks.dataset import DatasetSpec
-from tasks.errors import IntegrationError
+from tasks.errors import ConfigError, IntegrationError
 from tasks.hashing import row_hashes
 from tasks.quarantine import append_quarantine, quarantine_rows, row_labels
 from tasks.run_context import TABLES, RunFolder, Snapshot
@@ -66,6 +67,23 @@ def unjoined_events(events: pd.DataFrame, users: pd.DataFrame, products: pd.Data
         reasons[orphan] = reasons[orphan] + f"{column} not in {table}; "
     mask = reasons != ""
     return mask.to_numpy(), reasons[mask].str.rstrip("; ")
+
+
+def check_declared_columns(
+    dataset: DatasetSpec, table: str, columns: list[str], origin: str
+) -> None:
+    """ConfigError naming every column dataset.toml declares that `table` does not have."""
+    absent = [(where, c) for where, c in dataset.declared_columns(table) if c not in columns]
+    if not absent:
+        return
+    lines = "\n".join(
+        f"  - {where}: column {column!r} is not in {table}{suggest(column, columns)}"
+        for where, column in absent
+    )
+    raise ConfigError(
+        f"{dataset.source_file or 'dataset.toml'} declares column(s) of {table} that {origin} "
+        f"does not have (its columns: {', '.join(columns)}):\n{lines}"
+    )
 
 
 @task(
@@ -105,6 +123,7 @@ def extract(
                 f"{table} from {origin} lacks required column(s) {missing} "
                 f"(it has {list(raw.columns)}); see the dataset contract in the README"
             )
+        check_declared_columns(dataset, table, list(raw.columns), origin)
         typed = conform_types(table, raw, dataset)
         bad_values = unparseable(raw, typed)
         if bad_values:
@@ -125,6 +144,13 @@ def extract(
         read_counts[table] = len(raw)
         logger.info("extracted %s: %d rows from %s", table, len(raw), origin)
 
+    columns = sorted(set().union(*(frames[t].columns for t in TABLES)))
+    for column in dataset.validation.column_means:
+        if column not in columns:
+            raise ConfigError(
+                f"{dataset.source_file or 'dataset.toml'}: [validation] column_means names "
+                f"{column!r}, which no table has{suggest(column, columns)}"
+            )
     events = frames["events"]
     if since is not None:
         before = events["occurred_at"] < pd.Timestamp(since)

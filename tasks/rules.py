@@ -26,12 +26,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
+from tasks.config_schema import StrictModel
 from tasks.interactions import index_of, instants
 
 
-class Contraindication(BaseModel):
+class Contraindication(StrictModel):
     """Never recommend products whose `product_column` holds one of `product_values` to
     users whose `user_column` holds one of `user_values` (multi-value cells: any value)."""
 
@@ -42,7 +43,7 @@ class Contraindication(BaseModel):
     why: str = Field("", description="shown in reports, e.g. 'retinol irritates sensitive skin'")
 
 
-class PublishingSpec(BaseModel):
+class PublishingSpec(StrictModel):
     """`[publishing]` in dataset.toml."""
 
     name_column: str | None = Field("name", description="product column the reasons cite")

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tasks.dataset import DatasetSpec
+from tasks.errors import ConfigError
 from tasks.features import feature_matrix
 from tasks.split import split_latest_transaction
 
@@ -84,7 +85,9 @@ def test_feature_config_naming_a_missing_column_is_refused():
 def test_bad_dataset_config_names_the_file(tmp_path):
     config = tmp_path / "dataset.toml"
     config.write_text('[user_features]\nbirth_year = { kind = "numeric", bins = 1 }\n')
-    with pytest.raises(ValueError, match="dataset.toml"):
+    with pytest.raises(
+        ConfigError, match=r"(?s)dataset\.toml: 1 problem.*\[user_features\.birth_year\] bins = 1"
+    ):
         DatasetSpec.from_toml(config)
 
 
