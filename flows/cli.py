@@ -17,7 +17,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from tasks.errors import STORAGE_ERRNOS, RecsError, storage_error
+from tasks.errors import STORAGE_ERRNOS, RecsError, quiet_user_errors, storage_error
+
+quiet_user_errors()  # every flow module imports this one
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")

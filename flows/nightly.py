@@ -134,11 +134,11 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunSummary:  # noqa: B00
 
 
 def _nightly(params: NightlyParams) -> RunSummary:
+    source = params.resolved_source()
+    dataset = DatasetSpec.from_toml(params.resolved_dataset_config(source))  # before any I/O
     run = RunFolder.new(params.data_root, runtime.flow_run.id)
     if params.reason:
         get_run_logger().info("started because: %s", params.reason)
-    source = params.resolved_source()
-    dataset = DatasetSpec.from_toml(params.resolved_dataset_config(source))
 
     incremental = params.extraction == "incremental"
     snapshot = extract.with_options(retries=params.source_retries)(

@@ -25,6 +25,7 @@ from prefect import task
 from pydantic import BaseModel
 
 from tasks.contract import canonical_order
+from tasks.errors import DataValidationError
 from tasks.hashing import row_hashes
 from tasks.run_context import RunFolder
 
@@ -65,6 +66,18 @@ def event_keys(events: pd.DataFrame) -> np.ndarray:
     return row_hashes(events, columns)
 
 
+def clean_new_events(new_events: Path, clean_events: pd.DataFrame) -> tuple[Path, int]:
+    """Keep, among the events new to the central dataset, only those validation kept: a
+    quarantined row (an event dated 2999, an orphan) never enters the central dataset,
+    so it can neither move the high-water mark nor be served to later runs. Rewrites the
+    file in place; returns it and how many events it now holds."""
+    new = pd.read_parquet(new_events)
+    kept = new[np.isin(event_keys(new), event_keys(clean_events))]
+    if len(kept) != len(new):
+        kept.to_parquet(new_events, index=False)
+    return new_events, len(kept)
+
+
 def read_central_events(data_root: Path, state: CentralState) -> pd.DataFrame | None:
     parts = [central_dir(data_root) / "events" / name for name in state.parts]
     if not parts:
@@ -85,7 +98,7 @@ def merge_new_events(
         new = batch[first_in_batch]
         return new.reset_index(drop=True), new, repeated, 0
     if list(central.columns) != list(batch.columns):
-        raise ValueError(
+        raise DataValidationError(
             "the events source now has columns "
             f"{list(batch.columns)} but the central dataset has {list(central.columns)}; "
             "run once with extraction=full to rebuild it"

@@ -32,15 +32,42 @@ def as_id(values: pd.Series) -> pd.Series:
     return values.astype("string").str.strip()
 
 
-def as_utc(values: pd.Series) -> pd.Series:
+# 05/06/2026, 13.05.2026, 5-6-26: day and month both first, and nothing says which is which.
+def ambiguous_dates(values: pd.Series) -> pd.Series:
+    """The text cells written day/month-first with digits only (05/06/2026), which a
+    parser reads as May or June by guessing, cell by cell."""
+    if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+        return values.iloc[:0]
+    text = values.astype("string")
+    parts = text.str.extract(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b").astype("Float64")
+    first, second = parts[0], parts[1]
+    # 31/31/2025 is no date either way: unreadable (quarantined), not ambiguous.
+    a_date = first.between(1, 31) & second.between(1, 31) & (parts.min(axis=1) <= 12)
+    return text[a_date.fillna(False).astype(bool)]
+
+
+def as_utc(values: pd.Series, text_format: str | None = None) -> pd.Series:
+    """UTC timestamps; text in `text_format` (strftime) when given, else ISO 8601 and other
+    unambiguous spellings (time zones converted, naive taken as UTC)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         parsed = values.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(values):
         parsed = values.dt.tz_localize("UTC")
     else:
         text = values.astype("string").str.strip()
-        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format=text_format or "mixed")
     return parsed.dt.as_unit("us")
+
+
+MAX_COUNT = 2**53  # above it a float has no whole numbers left: a unit or export error
+
+
+def as_count(values: pd.Series) -> pd.Series:
+    """Whole numbers; text, non-finite values and magnitudes beyond 2**53 become nulls (and
+    so are quarantined as unreadable, naming the column), rather than failing the cast."""
+    number = pd.to_numeric(values, errors="coerce").astype("float64")
+    number = number.where(np.isfinite(number) & (number.abs() <= MAX_COUNT))
+    return number.round().astype("Int64")
 
 
 def as_bool(values: pd.Series) -> pd.Series:
@@ -97,15 +124,17 @@ def conform_types(table: str, frame: pd.DataFrame, dataset: DatasetSpec) -> pd.D
         if column in ID_COLUMNS or (table == "events" and column == "event_id"):
             frame[column] = as_id(values)
         elif column in timestamps:
-            frame[column] = as_utc(values)
+            frame[column] = as_utc(values, dataset.timestamp_format(table))
         elif column == in_stock:
             frame[column] = as_bool(values).astype("boolean")
         elif column in numeric or (table == "events" and column in ("unit_price", "rating")):
             frame[column] = pd.to_numeric(values, errors="coerce").astype("Float64")
         elif table == "events" and column == "quantity":
-            frame[column] = pd.to_numeric(values, errors="coerce").round().astype("Int64")
+            frame[column] = as_count(values)
         elif column == "event_type":
-            frame[column] = values.astype("string").str.strip()
+            text = values.astype("string").str.strip()
+            case = dataset.events.case
+            frame[column] = getattr(text.str, case)() if case else text
         else:
             frame[column] = as_string(values)
     return frame

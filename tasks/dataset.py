@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tasks.config_schema import StrictModel, config_problems
 from tasks.errors import ConfigError
@@ -69,6 +69,16 @@ class EventsSpec(StrictModel):
         }
     )
     transaction_types: list[str] = Field(default_factory=lambda: ["purchase"], min_length=1)
+    case: Literal["lower", "upper", "title"] | None = Field(
+        "lower",
+        description="event types are compared in this case: 'PURCHASE', ' Purchase' and "
+        "'purchase' are one type; empty = as spelled",
+    )
+    timestamp_format: str | None = Field(
+        None,
+        description="strftime format of occurred_at when it is text that is not ISO 8601, "
+        "e.g. '%d/%m/%Y %H:%M' (day first); required for such dates",
+    )
 
     @field_validator("weights")
     @classmethod
@@ -78,12 +88,38 @@ class EventsSpec(StrictModel):
             raise ValueError(f"event weights must be >= 0, got {bad}")
         return weights
 
+    @model_validator(mode="after")
+    def _one_spelling(self) -> EventsSpec:
+        weights: dict[str, float] = {}
+        for name, weight in self.weights.items():
+            key = event_type_case(name.strip(), self.case)
+            if key in weights:
+                raise ValueError(
+                    f"weights: {name!r} is the same type as another in case {self.case!r}"
+                )
+            weights[key] = weight
+        self.weights = weights
+        self.transaction_types = [
+            event_type_case(t.strip(), self.case) for t in self.transaction_types
+        ]
+        return self
+
+
+def event_type_case(name: str, case: str | None) -> str:
+    """One event type's spelling in the configured case."""
+    return {"lower": str.lower, "upper": str.upper, "title": str.title}.get(case, str)(name)
+
 
 class TableSpec(StrictModel):
     """Column roles of users or products beyond their features."""
 
     timestamp_columns: list[str] = Field(
         default_factory=list, description="parsed to UTC whatever the source's format"
+    )
+    timestamp_format: str | None = Field(
+        None,
+        description="strftime format of these columns when they are text that is not "
+        "ISO 8601, e.g. '%m/%d/%Y' (month first); required for such dates",
     )
 
 
@@ -217,6 +253,11 @@ class DatasetSpec(StrictModel):
 
     def features_of(self, table: str) -> dict[str, FeatureSpec]:
         return {"users": self.user_features, "products": self.product_features}.get(table, {})
+
+    def timestamp_format(self, table: str) -> str | None:
+        """The declared strftime format of the table's text timestamps (None: ISO 8601)."""
+        spec = {"users": self.users, "products": self.products, "events": self.events}[table]
+        return spec.timestamp_format
 
     def timestamp_columns(self, table: str) -> list[str]:
         declared = {"users": self.users, "products": self.products}.get(table)

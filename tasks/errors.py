@@ -23,6 +23,7 @@ is written for the shop's data engineer, so it says what to do, not where in our
 from __future__ import annotations
 
 import errno
+import logging
 from typing import ClassVar
 
 
@@ -128,3 +129,25 @@ def storage_error(error: OSError, doing: str) -> StorageError:
         f"could not {doing}: {where}: {error.strerror or error} "
         "(check that the data root and its folders are writable and the disk has space)"
     )
+
+
+class _UserErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs a failed flow or task run with its traceback; for a RecsError the
+    message is the whole story (a traceback would send the shop's engineer into our code).
+    Any other exception keeps its traceback: that is a bug to report."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        refused_write = isinstance(error, OSError) and error.errno in STORAGE_ERRNOS
+        if isinstance(error, RecsError) or refused_write:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_user_errors() -> None:
+    """Drop tracebacks of RecsErrors from Prefect's flow- and task-run logs (idempotent)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _UserErrorsWithoutTraceback) for f in logger.filters):
+            logger.addFilter(_UserErrorsWithoutTraceback())

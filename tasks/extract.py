@@ -25,6 +25,7 @@ from tasks.central import load_state, merge_new_events, read_central_events, sin
 from tasks.clean import normalise_text
 from tasks.config_schema import suggest
 from tasks.contract import (
+    ambiguous_dates,
     canonical_order,
     conform_types,
     missing_required,
@@ -32,7 +33,7 @@ from tasks.contract import (
     unparseable,
 )
 from tasks.dataset import DatasetSpec
-from tasks.errors import ConfigError, IntegrationError
+from tasks.errors import ConfigError, DataValidationError, IntegrationError
 from tasks.hashing import row_hashes
 from tasks.quarantine import append_quarantine, quarantine_rows, row_labels
 from tasks.run_context import TABLES, RunFolder, Snapshot
@@ -86,6 +87,29 @@ def check_declared_columns(
     )
 
 
+def refuse_ambiguous_dates(
+    dataset: DatasetSpec, table: str, raw: pd.DataFrame, origin: str
+) -> None:
+    """DataValidationError when a timestamp column holds digit-only day/month dates and
+    dataset.toml does not say which comes first (13/05 and 05/06 would mean different
+    orders in one column)."""
+    if dataset.timestamp_format(table):
+        return
+    for column in dataset.timestamp_columns(table):
+        if column not in raw:
+            continue
+        found = ambiguous_dates(raw[column])
+        if len(found):
+            section = "events" if table == "events" else table
+            raise DataValidationError(
+                f"{origin}: column {column!r} has {len(found):,} date(s) written with digits "
+                f"only, day and month first (e.g. {', '.join(found.head(3))}): whether "
+                "05/06 is May or June cannot be told. Declare the format in "
+                f"{dataset.source_file or 'dataset.toml'}: [{section}] timestamp_format = "
+                '"%d/%m/%Y %H:%M" (or the order your shop writes)'
+            )
+
+
 @task(
     name="extract",
     retries=2,
@@ -124,6 +148,7 @@ def extract(
                 f"(it has {list(raw.columns)}); see the dataset contract in the README"
             )
         check_declared_columns(dataset, table, list(raw.columns), origin)
+        refuse_ambiguous_dates(dataset, table, raw, origin)
         typed = conform_types(table, raw, dataset)
         bad_values = unparseable(raw, typed)
         if bad_values:

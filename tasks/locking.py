@@ -18,30 +18,42 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tasks.errors import RunInProgressError
+from tasks.errors import RunInProgressError, storage_error
 
 
 @contextmanager
-def exclusive_run(data_root: Path, what: str = "nightly") -> Iterator[Path]:
-    """Hold `<data_root>/.<what>.lock` for the duration; RunInProgressError if held."""
+def exclusive_run(
+    data_root: Path, what: str = "nightly", holder: str | None = None
+) -> Iterator[Path]:
+    """Hold `<data_root>/.<what>.lock` for the duration; RunInProgressError if held.
+    `holder` (default `what`) is who holds it, as the refused one is told: a rollback
+    takes the nightly lock too."""
     data_root = Path(data_root)
-    data_root.mkdir(parents=True, exist_ok=True)
     path = data_root / f".{what}.lock"
-    handle = path.open("a+")
+    try:
+        data_root.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+    except OSError as error:  # a read-only disk, a folder we may not write: say which
+        raise storage_error(error, f"take the run lock {path}") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            found = handle.read().strip() or "unknown"
+            try:
+                kind = json.loads(found).get("holder", what)
+            except (ValueError, AttributeError):
+                kind = what
             raise RunInProgressError(
-                f"another {what} run is writing to {data_root} (holder: {holder}); this "
+                f"another {kind} run is writing to {data_root} (holder: {found}); this "
                 "run stops without touching anything. Wait for it to finish, or look it "
                 "up in the Prefect UI."
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "since": datetime.now(UTC).isoformat()}))
+        since = datetime.now(UTC).isoformat()
+        handle.write(json.dumps({"pid": os.getpid(), "since": since, "holder": holder or what}))
         handle.flush()
         yield path
     finally:

@@ -30,7 +30,8 @@ from pydantic import BaseModel, Field
 
 from tasks.artifacts import FOLDER_MODE, artifact_sha256, file_sha256, restrict
 from tasks.dataset import DatasetSpec
-from tasks.errors import DamagedPublicationError, PublicationError
+from tasks.errors import DamagedPublicationError, PublicationError, PublicationRefusedError
+from tasks.publication_checks import PublicationFigures, refusals
 from tasks.recommend import (
     RECOMMENDATIONS_SCHEMA,
     VARIANTS,
@@ -73,7 +74,7 @@ def switch_latest(published_root: Path, version: str) -> None:
     """Point `latest` at `version` atomically (new symlink renamed over the old one)."""
     latest = published_root / "latest"
     if latest.exists() and not latest.is_symlink():
-        raise RuntimeError(f"{latest} exists and is not a symlink; move it away and rerun")
+        raise PublicationError(f"{latest} exists and is not a symlink; move it away and rerun")
     staging_link = published_root / f".latest-{os.getpid()}"
     staging_link.unlink(missing_ok=True)
     staging_link.symlink_to(version, target_is_directory=True)
@@ -122,6 +123,14 @@ class PublishParams(BaseModel):
         min_length=1,
         max_length=40,
         description="name of the A/B experiment: a new name draws a new control group",
+    )
+    min_share_of_latest: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="refuse a publication whose rows, users with a list or products shown "
+        "fall below this share of what `latest` serves (0 = off; an empty one is always "
+        "refused)",
     )
 
 
@@ -196,10 +205,19 @@ def verify_version(folder: Path) -> dict:
         raise DamagedPublicationError(
             f"{folder}: no manifest.json, not a complete published version"
         )
-    manifest = json.loads(manifest_path.read_text())
-    for name, entry in manifest["files"].items():
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = {name: entry["sha256"] for name, entry in manifest["files"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise DamagedPublicationError(
+            f"{manifest_path}: not a readable manifest ({type(error).__name__}: {error})"
+        ) from None
+    unlisted = {"recommendations.parquet", "metrics.json"} - set(files)
+    if unlisted:
+        raise DamagedPublicationError(f"{manifest_path}: lists no checksum for {sorted(unlisted)}")
+    for name, sha256 in files.items():
         path = Path(folder) / name
-        if not path.exists() or file_sha256(path) != entry["sha256"]:
+        if not path.exists() or file_sha256(path) != sha256:
             raise DamagedPublicationError(f"{path}: checksum does not match manifest.json")
     return manifest
 
@@ -302,6 +320,41 @@ def complete_version(
     return manifest
 
 
+def _write_failure(published_root: Path, version: str, error: OSError) -> PublicationError:
+    """The error to raise when the version could not be written: what still serves."""
+    free_mib = shutil.disk_usage(published_root).free / 2**20 if published_root.exists() else 0
+    serving = current_latest(published_root)
+    outcome = (
+        "the version is complete and served; only the clean-up failed"
+        if serving == version
+        else f"nothing was switched, `latest` still serves {serving}"
+    )
+    return PublicationError(
+        f"could not write version {version} under {published_root} ({error}; "
+        f"{free_mib:,.1f} MiB free there): {outcome}"
+    )
+
+
+def _refuse_if_implausible(
+    published_root: Path, figures: PublicationFigures, min_share: float, version: str
+) -> None:
+    """PublicationRefusedError, before `latest` moves, when the lists are empty or far
+    smaller than what `latest` serves (tasks/publication_checks.py)."""
+    serving_version = current_latest(published_root)
+    serving = None
+    if serving_version and (published_root / serving_version / "manifest.json").exists():
+        manifest = json.loads((published_root / serving_version / "manifest.json").read_text())
+        serving = PublicationFigures.of_manifest(manifest)
+    reasons = refusals(figures, serving, min_share, serving_version)
+    if reasons:
+        raise PublicationRefusedError(
+            f"version {version} was not published: "
+            + "; ".join(reasons)
+            + f". `latest` still serves {serving_version}. If the shop really changed this "
+            "much, rerun with --publishing.min_share_of_latest 0"
+        )
+
+
 @flow(name="publish-recommendations")
 def publish_recommendations(
     model_path: Path,
@@ -325,7 +378,11 @@ def publish_recommendations(
     model_sha256 = model_sha256 or artifact_sha256(model_path)
     created_at = created_at or datetime.now(UTC)
     version = version or model_version(model_path, snapshot.fingerprint, created_at)
-    staging = open_staging(Path(data_root) / "published", version)
+    published_root = Path(data_root) / "published"
+    try:
+        staging = open_staging(published_root, version)
+    except OSError as error:
+        raise _write_failure(published_root, version, error) from error
     try:
         bounds = partitions(snapshot.counts["users"], params.partition_users)
         parts = [staging / f"part-{i:05d}.parquet" for i in range(len(bounds))]
@@ -346,6 +403,8 @@ def publish_recommendations(
             for b, part in zip(bounds, parts, strict=True)
         ]
         counts = [future.result() for future in futures]
+        figures = PublicationFigures.of_parts(parts)
+        _refuse_if_implausible(published_root, figures, params.min_share_of_latest, version)
         tier_users = {t: sum(c[f"users_{t}"] for c in counts) for t in TIERS}
         variant_users = {v: sum(c[f"users_{v}"] for c in counts) for v in VARIANTS}
         n_products = snapshot.counts["products"]
@@ -368,6 +427,8 @@ def publish_recommendations(
                 else None,
                 "run_id": metrics.get("run_id"),
                 "catalog_coverage_per_tier": tier_coverage,
+                "users_with_list": figures.users_with_list,
+                "products_shown": figures.products_shown,
                 "top_n": top_n_size,
                 "rules": dataset.publishing.model_dump(mode="json"),
                 "data_fingerprint": snapshot.fingerprint,
@@ -379,18 +440,7 @@ def publish_recommendations(
             params.keep_versions,
         )
     except OSError as error:  # disk full, read-only, permissions: say what still serves
-        published_root = Path(data_root) / "published"
-        free_mib = shutil.disk_usage(published_root).free / 2**20
-        serving = current_latest(published_root)
-        outcome = (
-            "the version is complete and served; only the clean-up failed"
-            if serving == version
-            else f"nothing was switched, `latest` still serves {serving}"
-        )
-        raise PublicationError(
-            f"could not write version {version} under {published_root} ({error}; "
-            f"{free_mib:,.1f} MiB free there): {outcome}"
-        ) from error
+        raise _write_failure(published_root, version, error) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when complete
 

@@ -1,13 +1,17 @@
 """data/index.html: every run and its reports, newest first, on one page that opens offline.
 
 Links are relative to the data root, so the folder can be copied or served as it is.
-Rewritten at the end of every nightly and monitor run.
+Rewritten at the end of every nightly and monitor run, and by every rollback: the page
+says what `latest` serves, and when that is not the newest version kept, which newer ones
+are kept but not served (a rollback). Every text from the shop or a run is HTML-escaped.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import task
@@ -35,6 +39,52 @@ def _read(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _created_at(manifest: dict) -> datetime | None:
+    try:
+        created = datetime.fromisoformat(str(manifest["created_at"]))
+    except (KeyError, ValueError):
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
+
+
+def _published_after(published: Path, serving: str, manifest: dict) -> list[str]:
+    """Versions kept under `published/` that were published after the one `latest` serves
+    (by their manifests' `created_at`): after a rollback, the ones rolled back from."""
+    since = _created_at(manifest)
+    if since is None or not published.is_dir():
+        return []
+    newer = []
+    for folder in sorted(published.iterdir()):
+        if folder.name in (serving, "latest") or folder.name.startswith("."):
+            continue
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        created = _created_at(_read(folder / "manifest.json"))
+        if created is not None and created > since:
+            newer.append(folder.name)
+    return newer
+
+
+def _serving(published: Path, manifest: dict) -> str:
+    """What `latest` points at (the link is the truth, the manifest adds its run)."""
+    if not manifest:
+        return "<p>Nothing is published yet.</p>"
+    latest = published / "latest"
+    version = (
+        Path(os.readlink(latest)).name
+        if latest.is_symlink()
+        else str(manifest.get("model_version"))
+    )
+    line = (
+        f"<p>Serving <code>{html.escape(version)}</code> "
+        f"(run {html.escape(str(manifest.get('run_id')))}).</p>"
+    )
+    if newer := _published_after(published, version, manifest):
+        kept = ", ".join(f"<code>{html.escape(v)}</code>" for v in newer)
+        line += f"<p>Rolled back: published later, kept but not served: {kept}.</p>"
+    return line
 
 
 def _cells(values: list[str]) -> str:
@@ -86,12 +136,7 @@ def write_index(data_root: Path) -> Path:
                 ]
             )
         )
-    serving = (
-        f"<p>Serving <code>{html.escape(str(manifest.get('model_version')))}</code> "
-        f"(run {html.escape(str(manifest.get('run_id')))}).</p>"
-        if manifest
-        else "<p>Nothing is published yet.</p>"
-    )
+    serving = _serving(root / "published", manifest)
     body = (
         "<h1>Recommendation runs</h1>"
         + serving

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from prefect import task
 
 from tasks.dataset import DatasetSpec
+from tasks.errors import DegenerateDataError
 from tasks.run_context import RunFolder, Snapshot, Split
 
 EVENT_COLUMNS = ["user_id", "product_id", "event_type", "occurred_at"]
@@ -77,6 +78,26 @@ def flag_repeats(
     return test.reset_index(drop=True)
 
 
+def degenerate(events: pd.DataFrame, transaction_types: list[str]) -> list[str]:
+    """Why these clean events cannot train and judge a recommender (empty: they can).
+    Without this a single product gives NDCG 1.0 everywhere and a single user a scipy
+    error deep in training; the shop's engineer should read what is missing instead."""
+    problems = []
+    n_users, n_products = events["user_id"].nunique(), events["product_id"].nunique()
+    if n_users < 2:
+        problems.append(f"only {n_users} user has events: there is no one to learn from")
+    if n_products < 2:
+        problems.append(f"only {n_products} product has events: there is nothing to rank")
+    if not events["event_type"].isin(transaction_types).any():
+        found = events["event_type"].value_counts().head(8).to_dict()
+        problems.append(
+            f"no user has a transaction ({', '.join(transaction_types)}) that can be held out "
+            f"to judge the model; event types found: {found}. Check [events] "
+            "transaction_types in dataset.toml"
+        )
+    return problems
+
+
 @task(name="split-latest-transaction")
 def split_events(
     snapshot: Snapshot,
@@ -92,6 +113,10 @@ def split_events(
     columns = EVENT_COLUMNS + [c for c in ("unit_price", "rating") if c in available]
     events = pd.read_parquet(snapshot.tables["events"], columns=columns)
     types = dataset.events.transaction_types
+    if problems := degenerate(events, types):
+        raise DegenerateDataError(
+            f"the clean events ({len(events):,}) cannot train a recommender: " + "; ".join(problems)
+        )
     if cutoff is None:
         train, test = split_latest_transaction(events, types, gap_hours)
     else:

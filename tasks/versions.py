@@ -41,7 +41,15 @@ OPERATIONAL_PARAMS = frozenset(
     }
 )
 OPERATIONAL_PUBLISHING = frozenset(
-    {"keep_versions", "partition_users", "chunk_size", "runner", "dask_workers", "dask_address"}
+    {
+        "keep_versions",
+        "partition_users",
+        "chunk_size",
+        "runner",
+        "dask_workers",
+        "dask_address",
+        "min_share_of_latest",  # a check on the output, not a change to it
+    }
 )
 NO_DATA_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 

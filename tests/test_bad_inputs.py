@@ -1,11 +1,14 @@
-"""A corpus of bad inputs, one test each. Every case either quarantines exactly the bad rows
-(asserted by id) and publishes, or fails with a message naming the file, the column and the
-rule; rows read = clean + quarantined in every case; a failure never replaces the last good
-version."""
+"""A corpus of hostile inputs, one test each, run through the command line's own entry
+point (`flows.nightly.main`, what `python -m flows.nightly` runs). Every case either
+quarantines exactly the bad rows (asserted by id) and publishes, or stops with the exit code
+of its kind (tasks/errors.py) and a message naming the file, the key or column and the
+rule. In every case: no traceback on stderr; rows read = clean + quarantined; a refused run
+leaves `latest` where it was, with its files matching its manifest's sha256."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -15,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.nightly import nightly
+from flows.nightly import main, nightly
 from flows.params import NightlyParams
 from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.publish import current_latest
+from tasks.publish import current_latest, verify_version
 
 from .conftest import REPO, raw_store_tables
 
@@ -30,6 +33,10 @@ FAST = dict(
     gate=GateParams(min_lift=-1.0),
     max_quarantine_share=0.05,
 )
+FAST_ARGS = [
+    "--model.no_components", "4", "--model.epochs", "2",
+    "--gate.min_lift", "-1", "--max_quarantine_share", "0.05",
+]  # fmt: skip
 
 
 @dataclass
@@ -54,6 +61,15 @@ class Shop:
 
     def rows(self, event_type: str, n: int = 1) -> pd.Index:
         return self.events.index[self.events["event_type"] == event_type][:n]
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "dataset.toml"
+
+    def edit_config(self, old: str, new: str) -> None:
+        text = self.config.read_text()
+        assert old in text, old
+        self.config.write_text(text.replace(old, new, 1))
 
 
 @pytest.fixture(scope="module")
@@ -82,32 +98,58 @@ def shop(tmp_path, tiny_store_db) -> Shop:
     return Shop(folder, **tables)
 
 
-def run_case(shop: Shop, good_version: Path, tmp_path: Path):
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    data_root: Path
+    run_id: str | None
+
+    @property
+    def message(self) -> str:
+        """What the command line said to the user about the failure (its `error:` block)."""
+        return self.stderr[self.stderr.find("error: ") :]
+
+    def manifest(self) -> dict:
+        return json.loads((self.data_root / "published" / "latest" / "manifest.json").read_text())
+
+
+def run_case(shop: Shop, good_version: Path, tmp_path: Path, capfd, *args: str) -> Outcome:
+    """`python -m flows.nightly --source <shop>` (in this process) on a data root that
+    already serves a good version; checks what must hold whatever the case."""
     data_root = tmp_path / "data"
     shutil.copytree(good_version, data_root / "published", symlinks=True)
     before = current_latest(data_root / "published")
-    try:
-        summary = nightly(NightlyParams(source=str(shop.folder), data_root=data_root, **FAST))
-    except Exception as error:  # noqa: BLE001 (the failing cases inspect it)
-        assert current_latest(data_root / "published") == before
-        assert sorted(p.name for p in (data_root / "published").iterdir()) == sorted(
+    capfd.readouterr()
+    code = main(["--source", str(shop.folder), "--data_root", str(data_root), *FAST_ARGS, *args])
+    stdout, stderr = capfd.readouterr()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    runs = sorted((data_root / "runs").iterdir()) if (data_root / "runs").exists() else []
+    run_id = runs[-1].name if runs else None
+    if run_id and (data_root / "runs" / run_id / "row_accounting.json").exists():
+        accounting = json.loads((data_root / "runs" / run_id / "row_accounting.json").read_text())
+        for account in accounting.values():
+            assert account["read"] == account["clean"] + account["quarantined"]
+    published = data_root / "published"
+    if code != 0:
+        assert stderr.count("error: ") >= 1, stderr[-2000:]
+        assert current_latest(published) == before
+        assert verify_version(published / "latest")["model_version"] == before
+        assert sorted(p.name for p in published.iterdir()) == sorted(
             p.name for p in good_version.iterdir()
         )
-        return None, error, data_root
-    # This run published (when the bad rows are quarantined the clean data may equal the
-    # good run's, so the version id may be the same: the manifest names the run).
-    manifest = json.loads((data_root / "published" / "latest" / "manifest.json").read_text())
-    assert manifest["run_id"] == summary.run_id
-    accounting = json.loads(
-        (data_root / "runs" / summary.run_id / "row_accounting.json").read_text()
-    )
-    for account in accounting.values():
-        assert account["read"] == account["clean"] + account["quarantined"]
-    return summary, None, data_root
+    else:
+        # This run published (when the bad rows are quarantined the clean data may equal
+        # the good run's, so the version id may be the same: the manifest names the run).
+        manifest = json.loads((published / "latest" / "manifest.json").read_text())
+        assert manifest["run_id"] == run_id
+        verify_version(published / "latest")
+    return Outcome(code, stdout, stderr, data_root, run_id)
 
 
-def quarantined_ids(data_root: Path, summary, table: str) -> set:
-    path = data_root / "runs" / summary.run_id / "quarantine" / f"{table}.parquet"
+def quarantined_ids(outcome: Outcome, table: str) -> set:
+    path = outcome.data_root / "runs" / str(outcome.run_id) / "quarantine" / f"{table}.parquet"
     if not path.exists():
         return set()
     key = {"users": "user_id", "products": "product_id", "events": "event_id"}[table]
@@ -214,6 +256,39 @@ def before_store_start(shop: Shop):
     shop.expected["events"] = set(shop.events.loc[row, "event_id"])
 
 
+def astronomical_quantity(shop: Shop):
+    rows = shop.rows("purchase", 2)
+    shop.events.loc[rows, "quantity"] = ["1e30", "inf"]
+    shop.expected["events"] = set(shop.events.loc[rows, "event_id"])
+
+
+def unreadable_stock_flag(shop: Shop):
+    product = shop.quiet_product()
+    shop.products.loc[shop.products["product_id"] == product, "in_stock"] = "maybe"
+    shop.expected["products"] = {product}
+    shop.expected["events"] = set(shop.events.loc[shop.events["product_id"] == product, "event_id"])
+
+
+def event_in_the_year_2999(shop: Shop):
+    row = shop.rows("purchase")
+    shop.events.loc[row, "occurred_at"] = "2999-01-01 00:00:00"
+    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
+
+
+def signup_in_the_year_2999(shop: Shop):
+    without_events = ~shop.users["user_id"].isin(shop.events["user_id"])
+    row = shop.users.index[without_events][:1]
+    shop.users.loc[row, "signup_at"] = "2999-01-01T00:00:00Z"
+    shop.expected["users"] = set(shop.users.loc[row, "user_id"])
+
+
+def launch_in_the_year_2999(shop: Shop):
+    product = shop.quiet_product()
+    shop.products.loc[shop.products["product_id"] == product, "launched_at"] = "2999-06-01"
+    shop.expected["products"] = {product}
+    shop.expected["events"] = set(shop.events.loc[shop.events["product_id"] == product, "event_id"])
+
+
 QUARANTINE_CASES: dict[str, Callable[[Shop], None]] = {
     f.__name__: f
     for f in (
@@ -232,48 +307,60 @@ QUARANTINE_CASES: dict[str, Callable[[Shop], None]] = {
         future_timestamp,
         unparseable_date,
         before_store_start,
+        astronomical_quantity,
+        unreadable_stock_flag,
+        event_in_the_year_2999,
+        signup_in_the_year_2999,
+        launch_in_the_year_2999,
     )
 }
 
 
 @pytest.mark.parametrize("case", list(QUARANTINE_CASES))
-def test_bad_rows_are_quarantined_exactly(case, shop, good_version, tmp_path):
+def test_bad_rows_are_quarantined_exactly(case, shop, good_version, tmp_path, capfd):
     QUARANTINE_CASES[case](shop)
     shop.write()
-    summary, error, data_root = run_case(shop, good_version, tmp_path)
-    assert error is None, error
+    outcome = run_case(shop, good_version, tmp_path, capfd)
+    assert outcome.code == 0, outcome.message
     for table in ("users", "products", "events"):
-        got = quarantined_ids(data_root, summary, table)
+        got = quarantined_ids(outcome, table)
         want = shop.expected.get(table, set())
         if want == {None}:  # a row without an id: one row, its id missing
             assert len(got) == 1 and pd.isna(next(iter(got))), got
         else:
             assert got == {str(i) for i in want}, (table, got ^ {str(i) for i in want})
+    # Only clean rows set the data's clock: the newest clean event, never a quarantined one.
+    clean = pd.read_parquet(
+        outcome.data_root / "runs" / outcome.run_id / "clean" / "events.parquet"
+    )
+    data_until = pd.Timestamp(outcome.manifest()["data_until"])
+    assert data_until == clean["occurred_at"].max()
+    assert outcome.manifest()["model_version"].startswith(f"{data_until:%Y%m%dT%H%M%SZ}")
 
 
 # ---- cases that are not errors ------------------------------------------------------
 
 
-def test_extra_unknown_column_is_carried_not_used(shop, good_version, tmp_path):
+def test_extra_unknown_column_is_carried_not_used(shop, good_version, tmp_path, capfd):
     shop.users["loyalty_tier"] = "gold"
     shop.write()
-    summary, error, data_root = run_case(shop, good_version, tmp_path)
-    assert error is None, error
-    assert all(quarantined_ids(data_root, summary, t) == set() for t in ("users", "events"))
-    users = pd.read_parquet(data_root / "runs" / summary.run_id / "snapshot" / "users.parquet")
-    assert (users["loyalty_tier"] == "gold").all()
+    outcome = run_case(shop, good_version, tmp_path, capfd)
+    assert outcome.code == 0, outcome.message
+    assert all(quarantined_ids(outcome, t) == set() for t in ("users", "events"))
+    snapshot = outcome.data_root / "runs" / outcome.run_id / "snapshot" / "users.parquet"
+    assert (pd.read_parquet(snapshot)["loyalty_tier"] == "gold").all()
 
 
-def test_unknown_event_type_is_ignored_and_counted(shop, good_version, tmp_path):
+def test_unknown_event_type_is_ignored_and_counted(shop, good_version, tmp_path, capfd):
     shop.events.loc[shop.events.index[[2, 4]], "event_type"] = "teleport"
     shop.write()
-    summary, error, data_root = run_case(shop, good_version, tmp_path)
-    assert error is None, error
-    assert summary.ignored_event_types == {"teleport": 2}
-    assert quarantined_ids(data_root, summary, "events") == set()
+    outcome = run_case(shop, good_version, tmp_path, capfd)
+    assert outcome.code == 0, outcome.message
+    assert "event types ignored (no weight in dataset.toml): {'teleport': 2}" in outcome.stdout
+    assert quarantined_ids(outcome, "events") == set()
 
 
-def test_mixed_time_zones_are_read_as_the_same_instant(shop, good_version, tmp_path):
+def test_mixed_time_zones_are_read_as_the_same_instant(shop, good_version, tmp_path, capfd):
     rows = shop.events.index[:50]
     instants = pd.to_datetime(shop.events.loc[rows, "occurred_at"], utc=True)
     shop.events.loc[rows[::2], "occurred_at"] = (
@@ -281,12 +368,40 @@ def test_mixed_time_zones_are_read_as_the_same_instant(shop, good_version, tmp_p
     )
     shop.events.loc[rows[1::2], "occurred_at"] = instants[1::2].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     shop.write()
-    summary, error, data_root = run_case(shop, good_version, tmp_path)
-    assert error is None, error
-    snapshot = pd.read_parquet(data_root / "runs" / summary.run_id / "snapshot" / "events.parquet")
-    by_id = snapshot.set_index("event_id")["occurred_at"]
+    outcome = run_case(shop, good_version, tmp_path, capfd)
+    assert outcome.code == 0, outcome.message
+    snapshot = outcome.data_root / "runs" / outcome.run_id / "snapshot" / "events.parquet"
+    by_id = pd.read_parquet(snapshot).set_index("event_id")["occurred_at"]
     ids = shop.events.loc[rows, "event_id"]
     assert list(by_id.loc[ids]) == list(instants)
+
+
+def test_event_types_in_another_case_are_one_type(shop, good_version, tmp_path, capfd):
+    """Every purchase spelled PURCHASE (and some ' Purchase '): still the transaction type."""
+    purchases = shop.events["event_type"] == "purchase"
+    shop.events.loc[purchases, "event_type"] = "PURCHASE"
+    shop.events.loc[shop.events.index[purchases][:5], "event_type"] = " Purchase "
+    shop.write()
+    outcome = run_case(shop, good_version, tmp_path, capfd)
+    assert outcome.code == 0, outcome.message
+    assert "event types ignored" not in outcome.stdout
+    test = pd.read_parquet(outcome.data_root / "runs" / outcome.run_id / "split" / "test.parquet")
+    assert len(test) > 100  # the purchases are held out as transactions
+
+
+def test_declared_day_first_dates_are_read_day_first(shop, good_version, tmp_path, capfd):
+    instants = pd.to_datetime(shop.events["occurred_at"], utc=True)
+    shop.events["occurred_at"] = instants.dt.strftime("%d/%m/%Y %H:%M:%S")
+    shop.write()
+    shop.edit_config(
+        'transaction_types = ["purchase"]',
+        'transaction_types = ["purchase"]\ntimestamp_format = "%d/%m/%Y %H:%M:%S"',
+    )
+    outcome = run_case(shop, good_version, tmp_path, capfd)
+    assert outcome.code == 0, outcome.message
+    snapshot = outcome.data_root / "runs" / outcome.run_id / "snapshot" / "events.parquet"
+    by_id = pd.read_parquet(snapshot).set_index("event_id")["occurred_at"]
+    assert (by_id.loc[shop.events["event_id"]].to_numpy() == instants.to_numpy()).all()
 
 
 # ---- cases that stop the run --------------------------------------------------------
@@ -347,50 +462,279 @@ def prices_in_cents(shop: Shop):
     shop.write()
 
 
-FAILING_CASES: dict[str, tuple[Callable[[Shop], None], str]] = {
+def config_section_typo(shop: Shop):
+    shop.edit_config("[publishing]", "[publising]")
+
+
+def config_key_typo_in_a_feature(shop: Shop):
+    shop.edit_config(
+        'category = { kind = "categorical", case', 'category = { kind = "categorical", cases'
+    )
+
+
+def config_not_toml(shop: Shop):
+    shop.edit_config("[events]", "[events")
+
+
+def config_weight_not_a_number(shop: Shop):
+    shop.edit_config("purchase = 1.0", 'purchase = "heavy"')
+
+
+def config_unknown_kind(shop: Shop):
+    shop.edit_config('region = "categorical"', 'region = { kind = "ordinal" }')
+
+
+def config_negative_weight(shop: Shop):
+    shop.edit_config("view = 0.1", "view = -0.1")
+
+
+def config_store_start_not_a_date(shop: Shop):
+    shop.edit_config("store_start = 2022-01-01T00:00:00Z", 'store_start = "last spring"')
+
+
+def config_unknown_source_table(shop: Shop):
+    with shop.config.open("a") as config:
+        config.write('\n[sources.user]\nkind = "files"\npath = "users.csv"\n')
+
+
+def config_top_level_key(shop: Shop):
+    shop.config.write_text("top_n = 10\n" + shop.config.read_text())
+
+
+def config_feature_column_missing(shop: Shop):
+    shop.edit_config('region = "categorical"', 'region = "categorical"\nskin_tone = "categorical"')
+
+
+def config_rule_column_missing(shop: Shop):
+    shop.edit_config('brand_column = "brand"', 'brand_column = "maker"')
+
+
+def config_mean_of_a_missing_column(shop: Shop):
+    shop.edit_config("column_means = { price = ", "column_means = { prices = ")
+
+
+def config_path_escapes(shop: Shop):
+    with shop.config.open("a") as config:
+        config.write('\n[sources.users]\nkind = "files"\npath = "../../../../../../etc/hostname"\n')
+
+
+def symlink_out_of_the_allowed_folders(shop: Shop):
+    outside = Path("/var/tmp") / f"recs-outside-{os.getpid()}-{shop.folder.parent.name}.csv"
+    shop.users.to_csv(outside, index=False)
+    (shop.folder / "users.csv").unlink()
+    (shop.folder / "users.csv").symlink_to(outside)
+
+
+def broken_symlink(shop: Shop):
+    (shop.folder / "products.csv").unlink()
+    (shop.folder / "products.csv").symlink_to(shop.folder / "gone.csv")
+
+
+def repeated_column_in_header(shop: Shop):
+    text = (shop.folder / "products.csv").read_text().splitlines()
+    text[0] = text[0].replace("price", "price,price", 1)
+    rows = [line.replace(",", ",,", 1) if i else line for i, line in enumerate(text)]
+    (shop.folder / "products.csv").write_text("\n".join(rows) + "\n")
+
+
+def ambiguous_day_month_dates(shop: Shop):
+    rows = shop.events.index[:3]
+    shop.events.loc[rows, "occurred_at"] = ["13/05/2024 10:00", "05/06/2024 11:00", "06.05.2024"]
+    shop.write()
+
+
+def every_product_out_of_stock(shop: Shop):
+    shop.products["in_stock"] = "0"
+    shop.write()
+
+
+def one_user_one_product(shop: Shop):
+    shop.events["user_id"] = shop.events["user_id"].iloc[0]
+    shop.events["product_id"] = shop.events["product_id"].iloc[0]
+    shop.write()
+
+
+def no_transactions(shop: Shop):
+    shop.events = shop.events[shop.events["event_type"] != "purchase"]
+    shop.write()
+
+
+def products_header_only(shop: Shop):
+    shop.products.iloc[:0].to_csv(shop.folder / "products.csv", index=False)
+
+
+CONFIG = 4
+SOURCE = 5
+DATA = 6
+REFUSED = 9
+
+FAILING_CASES: dict[str, tuple[Callable[[Shop], None], int, str]] = {
     "prices_in_cents": (
         prices_in_cents,
+        DATA,
         r"products\.csv: column 'price' failed expect_column_mean_to_be_between: observed \d+",
     ),
-    "empty_file": (empty_file, r"events\.csv: EmptyDataError"),
+    "empty_file": (empty_file, SOURCE, r"events\.csv: EmptyDataError"),
     "header_only": (
         header_only,
+        DATA,
         r"events\.csv: table failed expect_table_row_count_to_be_between: observed 0",
     ),
     "missing_required_column": (
         missing_required_column,
+        SOURCE,
         r"events from .*events\.csv lacks required column\(s\) \['event_type'\]",
     ),
     "non_utf8_bytes": (
         non_utf8_bytes,
+        SOURCE,
         r"users\.csv: UnicodeDecodeError: line 2 has byte 0xce, which is not UTF-8",
     ),
-    "broken_quoting": (broken_quoting, r"events\.csv: ParserError"),
-    "truncated_parquet": (truncated_parquet, r"products\.parquet: ArrowInvalid: .*magic bytes"),
+    "broken_quoting": (broken_quoting, SOURCE, r"events\.csv: ParserError"),
+    "truncated_parquet": (
+        truncated_parquet,
+        SOURCE,
+        r"products\.parquet: ArrowInvalid: .*magic bytes",
+    ),
     "parquet_with_another_schema": (
         parquet_with_another_schema,
+        SOURCE,
         r"events\.parquet lacks required column\(s\) \['user_id', 'product_id'\]",
     ),
     "all_null_feature_column": (
         all_null_feature_column,
+        DATA,
         r"users\.csv: column 'skin_type' failed expect_column_values_to_not_be_null",
     ),
     "ten_times_fewer_rows": (
         ten_times_fewer_rows,
+        DATA,
         r"events\.csv: table failed expect_table_row_count_to_be_between: observed 1,?\d{3}\b",
     ),
     "mostly_bad_rows": (
         mostly_bad_rows,
+        DATA,
         r"events\.csv: [\d,]+ of [\d,]+ rows \([\d.]+%\) quarantined, above max_quarantine_share"
         r" 5\.0%: .*column 'quantity' expect_column_values_to_be_between",
+    ),
+    "config_section_typo": (
+        config_section_typo,
+        CONFIG,
+        r"dataset\.toml: 1 problem.*\[publising\]: unknown section \(did you mean 'publishing'\?\)",
+    ),
+    "config_key_typo_in_a_feature": (
+        config_key_typo_in_a_feature,
+        CONFIG,
+        r"dataset\.toml: .*\[product_features\.category\] cases: unknown key "
+        r"\(did you mean 'case'\?\)",
+    ),
+    "config_not_toml": (
+        config_not_toml,
+        CONFIG,
+        r"dataset\.toml: not valid TOML: .*\(at line \d+, column \d+\)",
+    ),
+    "config_weight_not_a_number": (
+        config_weight_not_a_number,
+        CONFIG,
+        r"dataset\.toml: .*\[events\.weights\] purchase = 'heavy': Input should be a valid number",
+    ),
+    "config_unknown_kind": (
+        config_unknown_kind,
+        CONFIG,
+        r"\[user_features\.region\] kind = 'ordinal': not a kind; kinds: categorical, multi",
+    ),
+    "config_negative_weight": (
+        config_negative_weight,
+        CONFIG,
+        r"\[events\] weights.*event weights must be >= 0, got \{'view': -0\.1\}",
+    ),
+    "config_store_start_not_a_date": (
+        config_store_start_not_a_date,
+        CONFIG,
+        r"\[validation\] store_start = 'last spring': Input should be a valid datetime",
+    ),
+    "config_unknown_source_table": (
+        config_unknown_source_table,
+        CONFIG,
+        r"\[sources\] user: unknown name \(did you mean 'users'\?\)",
+    ),
+    "config_top_level_key": (
+        config_top_level_key,
+        CONFIG,
+        r"\[top_n\]: unknown section",
+    ),
+    "config_feature_column_missing": (
+        config_feature_column_missing,
+        CONFIG,
+        r"dataset\.toml declares column\(s\) of users that .*users\.csv does not have.*"
+        r"\[user_features\] skin_tone: column 'skin_tone' is not in users "
+        r"\(did you mean 'skin_type'\?\)",
+    ),
+    "config_rule_column_missing": (
+        config_rule_column_missing,
+        CONFIG,
+        r"\[publishing\] brand_column: column 'maker' is not in products",
+    ),
+    "config_mean_of_a_missing_column": (
+        config_mean_of_a_missing_column,
+        CONFIG,
+        r"\[validation\] column_means names 'prices', which no table has "
+        r"\(did you mean 'price'\?\)",
+    ),
+    "config_path_escapes": (
+        config_path_escapes,
+        CONFIG,
+        r"the users file='.*etc/hostname' resolves to /etc/hostname, outside the allowed folders",
+    ),
+    "symlink_out_of_the_allowed_folders": (
+        symlink_out_of_the_allowed_folders,
+        CONFIG,
+        r"the users file='.*users\.csv' resolves to /var/tmp/recs-outside-.*, outside the allowed",
+    ),
+    "broken_symlink": (
+        broken_symlink,
+        SOURCE,
+        r"products\.csv is a symlink to .*gone\.csv, which does not exist",
+    ),
+    "repeated_column_in_header": (
+        repeated_column_in_header,
+        SOURCE,
+        r"products\.csv: column\(s\) \['price'\] appear more than once in the header",
+    ),
+    "ambiguous_day_month_dates": (
+        ambiguous_day_month_dates,
+        DATA,
+        r"events\.csv: column 'occurred_at' has 3 date\(s\) written with digits only.*"
+        r"13/05/2024 10:00.*\[events\] timestamp_format",
+    ),
+    "every_product_out_of_stock": (
+        every_product_out_of_stock,
+        REFUSED,
+        r"was not published: the publication is empty: 0 rows.*`latest` still serves",
+    ),
+    "one_user_one_product": (
+        one_user_one_product,
+        DATA,
+        r"cannot train a recommender: only 1 user has events.*only 1 product has events",
+    ),
+    "no_transactions": (
+        no_transactions,
+        DATA,
+        r"no user has a transaction \(purchase\) that can be held out.*transaction_types",
+    ),
+    "products_header_only": (
+        products_header_only,
+        DATA,
+        r"[\d,]+ of [\d,]+ events \(100\.0%\) do not join: [\d,]+ with "
+        r"product_id not in products; the limit is max_unjoined_share",
     ),
 }
 
 
 @pytest.mark.parametrize("case", list(FAILING_CASES))
-def test_broken_input_stops_the_run_and_keeps_latest(case, shop, good_version, tmp_path):
-    mutate, message = FAILING_CASES[case]
+def test_broken_input_stops_the_run_and_keeps_latest(case, shop, good_version, tmp_path, capfd):
+    mutate, code, message = FAILING_CASES[case]
     mutate(shop)
-    summary, error, _ = run_case(shop, good_version, tmp_path)
-    assert summary is None, f"{case} should have stopped the run"
-    assert re.search(message, str(error)), str(error)
+    outcome = run_case(shop, good_version, tmp_path, capfd)
+    assert outcome.code == code, (case, outcome.code, outcome.message[-3000:])
+    assert re.search(message, outcome.message, re.DOTALL), outcome.message[-3000:]

@@ -116,3 +116,51 @@ def test_a_connection_dropped_mid_extraction_is_retried_then_fails_clearly_or_he
     assert summary.counts["events"] == len(tables["events"])
     assert summary.row_accounting["events"]["quarantined"] == 0
     assert (data_root / "published" / "latest" / "recommendations.parquet").exists()
+
+
+def _nightly_on_read_only(data_root: Path, read_only: Path, *args: str):
+    """`python -m flows.nightly` in a private mount namespace where `read_only` is a
+    read-only bind mount of itself (a real EROFS from the kernel, root or not)."""
+    command = " ".join(
+        [sys.executable, "-m", "flows.nightly", "--data_root", str(data_root), *args]
+    )
+    script = (
+        f"mount --bind {read_only} {read_only} && "
+        f"mount -o remount,bind,ro {read_only} && exec {command}"
+    )
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        cwd=REPO,
+        env=os.environ | {"PREFECT_API_URL": str(get_current_settings().api.url)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.skipif(not private_mounts_work(), reason="no private mount namespace here")
+def test_read_only_storage_is_a_storage_error_and_latest_stays(data_root):
+    """A read-only data root stops the run at its lock; a read-only `published/` stops it
+    at publication with the project's PublicationError. Both exit 7 with a message naming
+    the file and no traceback; `latest` and its files are untouched."""
+    from tasks.publish import current_latest, verify_version
+
+    fast = ["--model.no_components", "4", "--model.epochs", "2", "--gate.min_lift", "-1"]
+    whole = _nightly_on_read_only(data_root, data_root, *fast)
+    assert whole.returncode == 7, whole.stderr[-3000:]
+    assert "Traceback" not in whole.stderr
+    assert f"error: could not take the run lock {data_root}/.nightly.lock" in whole.stderr
+    assert "Read-only file system" in whole.stderr
+
+    first = nightly(NightlyParams(data_root=data_root, model=FAST, gate=PERMISSIVE, top_n=10))
+    published = data_root / "published"
+    names = sorted(p.name for p in published.iterdir())
+    second = _nightly_on_read_only(data_root, published, *fast, "--top_n", "12")
+    assert second.returncode == 7, second.stderr[-3000:]
+    assert "Traceback" not in second.stderr
+    assert "error: could not write version" in second.stderr
+    assert f"under {published} ([Errno 30] Read-only file system" in second.stderr
+    assert f"`latest` still serves {first.published_version}" in second.stderr
+    assert current_latest(published) == first.published_version
+    assert verify_version(published / "latest")["model_version"] == first.published_version
+    assert sorted(p.name for p in published.iterdir()) == names

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasks.dataset import SourceSpec
+from tasks.settings import confine
 from tasks.sources.errors import SourceError, masked_url
 
 __all__ = ["SourceError", "default_spec", "describe", "masked_url", "read_source"]
@@ -68,6 +69,8 @@ def read_source(
         if path is None:
             raise SourceError(f"the files source for {table!r} needs a path")
         file = find_table_file(path, table) if path.is_dir() else path
+        # Every file the run opens stays inside the allowed folders, symlinks followed.
+        confine(file, f"the {table} file")
         return read_file(file), str(file)
     if spec.kind == "http":
         from tasks.sources.http_api import read_paginated_json

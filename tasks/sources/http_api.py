@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 import httpx
 import pandas as pd
 
-from tasks.sources.errors import SourceError, masked_url
+from tasks.sources.errors import SourceError, masked_url, redact
 
 MAX_PAGES = 100_000
 BACKOFF_S = 0.5
@@ -29,8 +29,15 @@ def _get_page(client: httpx.Client, url: str, retries: int) -> httpx.Response:
     for attempt in range(retries + 1):
         try:
             response = client.get(url)
+        except httpx.InvalidURL:
+            # httpx's message quotes a piece of the URL ("Invalid port: 'Hash'"), which may
+            # be a piece of the password: it is not shown.
+            raise SourceError(
+                f"GET {shown}: not a valid URL (percent-encode any #, /, ?, @ or : in "
+                "the user name or password)"
+            ) from None
         except (httpx.TimeoutException, httpx.TransportError) as error:
-            problem = f"{type(error).__name__}: {error}"
+            problem = f"{type(error).__name__}: {redact(str(error), url)}"
         else:
             if response.status_code < 500:
                 if response.is_error:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from tasks.sources.errors import SourceError, masked_url
+from tasks.sources.errors import SourceError, masked_url, redact
 
 # schema.table or table, letters, digits and underscores: never SQL from configuration.
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -21,9 +21,18 @@ def _engine(url: str) -> sa.Engine:
     shown = masked_url(url)
     try:
         parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        # SQLAlchemy's message may quote a piece of the password ("invalid literal for
+        # int(): 'f@127.0.0.1:5432'"): it is not shown.
+        raise SourceError(
+            f"cannot use database URL {shown}: it does not read as "
+            "dialect+driver://user:password@host:port/database?key=value "
+            "(write an @ in the password as %40)"
+        ) from None
+    try:
         engine = sa.create_engine(parsed)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as error:
-        raise SourceError(f"cannot use database URL {shown}: {error}") from None
+        raise SourceError(f"cannot use database URL {shown}: {redact(str(error), url)}") from None
     except ImportError as error:
         raise SourceError(
             f"the database driver for {shown} is not installed ({error.name}); "
@@ -96,7 +105,7 @@ def read_sql(url: str, table: str, query: str | None = None) -> pd.DataFrame:
         # part a person needs ("relation \"users\" does not exist").
         cause = error.__cause__ if isinstance(error, pd.errors.DatabaseError) else error
         driver_error = getattr(cause, "orig", None) or cause
-        message = str(driver_error).strip().splitlines()[0].replace(url, shown)
+        message = redact((str(driver_error).strip().splitlines() or [""])[0], url)
         # A dropped or refused connection may heal; a missing table will not.
         transient = isinstance(cause, sa.exc.OperationalError) and not any(
             marker in message for marker in ("no such table", "does not exist")
