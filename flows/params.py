@@ -17,6 +17,7 @@ from tasks.models.neighbours import ItemKNNParams
 from tasks.models.transitions import TransitionParams
 from tasks.publish import PublishParams
 from tasks.settings import confine, get_settings
+from tasks.sources.errors import masked_url
 from tasks.train import DEFAULT_BLEND, ModelConfig
 from tasks.tune import TuningParams
 
@@ -145,6 +146,11 @@ class NightlyParams(BaseModel):
         """A folder or a SQLite file named here must be inside the allowed roots too."""
         if not value:
             return value
+        if "://" in value and masked_url(value) != value:
+            raise ValueError(
+                "source holds a password or token, which Prefect would record with the "
+                "run's parameters; put the URL in RECS_SOURCE or a Secret block (source_secret)"
+            )
         if "://" not in value:
             confine(value, "source")
         elif value.startswith("sqlite"):

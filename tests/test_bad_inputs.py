@@ -548,6 +548,12 @@ def every_product_out_of_stock(shop: Shop):
     shop.write()
 
 
+def most_products_out_of_stock(shop: Shop):
+    shop.products["in_stock"] = "0"
+    shop.products.loc[shop.products.index[:8], "in_stock"] = "1"
+    shop.write()
+
+
 def one_user_one_product(shop: Shop):
     shop.events["user_id"] = shop.events["user_id"].iloc[0]
     shop.events["product_id"] = shop.events["product_id"].iloc[0]
@@ -712,6 +718,14 @@ FAILING_CASES: dict[str, tuple[Callable[[Shop], None], int, str]] = {
         REFUSED,
         r"was not published: the publication is empty: 0 rows.*`latest` still serves",
     ),
+    "most_products_out_of_stock": (
+        most_products_out_of_stock,
+        REFUSED,
+        r"was not published: rows: [\d,]+, \d+% of the [\d,]+ that `latest`.*"
+        r"products shown \(catalogue coverage\): [1-8], \d+% of the \d+ "
+        r"that `latest` \(\d{8}T\d{6}Z-[0-9a-f]{10}\) serves, below min_share_of_latest 50%.*"
+        r"--publishing\.min_share_of_latest 0",
+    ),
     "one_user_one_product": (
         one_user_one_product,
         DATA,
@@ -738,3 +752,15 @@ def test_broken_input_stops_the_run_and_keeps_latest(case, shop, good_version, t
     outcome = run_case(shop, good_version, tmp_path, capfd)
     assert outcome.code == code, (case, outcome.code, outcome.message[-3000:])
     assert re.search(message, outcome.message, re.DOTALL), outcome.message[-3000:]
+
+
+def test_a_shrunken_publication_goes_out_when_the_check_is_lowered(
+    shop, good_version, tmp_path, capfd
+):
+    """The refusal says how to accept a real change: with the check off, the run publishes."""
+    most_products_out_of_stock(shop)
+    outcome = run_case(shop, good_version, tmp_path, capfd, "--publishing.min_share_of_latest", "0")
+    assert outcome.code == 0, outcome.message
+    shown = pd.read_parquet(outcome.data_root / "published" / "latest" / "recommendations.parquet")
+    assert shown["product_id"].nunique() <= 8
+    assert outcome.manifest()["products_shown"] == shown["product_id"].nunique()

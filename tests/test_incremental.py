@@ -124,3 +124,60 @@ def test_failed_validation_does_not_move_the_high_water_mark(tmp_path, tiny_stor
     else:
         raise AssertionError("an unparseable timestamp must fail the run")
     assert (data_root / "central" / "state.json").read_text() == before
+
+
+def test_a_poisoned_night_does_not_move_the_clock_and_the_next_night_ingests_all(
+    tmp_path, tiny_store_db
+):
+    """Night 1 holds an event dated 2999: it is quarantined, and neither the version id,
+    the manifest's data_until, nor the central dataset's high-water mark see it (nor does
+    the central dataset keep it). Night 2 (incremental) brings 300 new events after the
+    real high-water mark: every one is ingested and the publication's data_until moves to
+    the newest of them."""
+    tables = raw_store_tables(tiny_store_db)
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    events = tables["events"].copy()
+    clean_newest = pd.to_datetime(events["occurred_at"], utc=True).max()
+    poisoned = events.iloc[[-1]].assign(event_id="POISON-2999", occurred_at="2999-01-01 00:00:00")
+    tables["users"].to_csv(shop / "users.csv", index=False)
+    tables["products"].to_csv(shop / "products.csv", index=False)
+    pd.concat([events, poisoned]).to_csv(shop / "events.csv", index=False)
+    (shop / "dataset.toml").write_text((REPO / "dataset.toml").read_text())
+    data_root = tmp_path / "data"
+
+    first = run(shop, data_root, "incremental")
+    quarantine = pd.read_parquet(
+        data_root / "runs" / first.run_id / "quarantine" / "events.parquet"
+    )
+    assert set(quarantine["event_id"]) == {"POISON-2999"}
+    manifest = json.loads((first.published_path.parent / "manifest.json").read_text())
+    assert pd.Timestamp(manifest["data_until"]) == clean_newest
+    assert first.published_version.startswith(f"{clean_newest:%Y%m%dT%H%M%SZ}-")
+    state = load_state(data_root)
+    assert pd.Timestamp(state.high_water_mark) == clean_newest
+    assert state.events == len(events)
+    central = pd.concat(
+        pd.read_parquet(data_root / "central" / "events" / part) for part in state.parts
+    )
+    assert "POISON-2999" not in set(central["event_id"]) and len(central) == len(events)
+
+    # Night 2: 300 new events, a minute apart, from a minute after the real newest event.
+    template = events.sample(300, random_state=3).reset_index(drop=True)
+    new = template.assign(
+        event_id=[f"NEW-{i:03d}" for i in range(300)],
+        occurred_at=[
+            (clean_newest + pd.Timedelta(minutes=1 + i)).strftime("%Y-%m-%d %H:%M:%S")
+            for i in range(300)
+        ],
+    )
+    pd.concat([events, poisoned, new]).to_csv(shop / "events.csv", index=False)
+    second = run(shop, data_root, "incremental")
+    assert second.new_events == 300
+    state = load_state(data_root)
+    assert state.events == len(events) + 300
+    newest = pd.Timestamp(new["occurred_at"].iloc[-1], tz="UTC")
+    assert pd.Timestamp(state.high_water_mark) == newest
+    manifest = json.loads((second.published_path.parent / "manifest.json").read_text())
+    assert pd.Timestamp(manifest["data_until"]) == newest
+    assert second.published_version != first.published_version

@@ -182,10 +182,14 @@ def test_missing_sqlite_file_is_named_and_not_created(tmp_path):
     assert not (tmp_path / "empty" / "demo" / "store.db").exists()
 
 
-def test_password_never_appears_in_errors(data_root):
+def test_password_never_appears_in_errors(data_root, monkeypatch):
     url = "postgresql+psycopg://shop:s3cret-pw@127.0.0.1:1/shop"
+    with pytest.raises(ValueError, match="source holds a password") as refused:
+        params(data_root, source=url)  # a parameter Prefect would record: refused
+    assert "s3cret-pw" not in str(refused.value)
+    monkeypatch.setenv("RECS_SOURCE", url)
     with pytest.raises(SourceError) as failure:
-        nightly(params(data_root, source=url, source_retries=0))
+        nightly(params(data_root, source_retries=0))
     assert "s3cret-pw" not in str(failure.value)
     assert "***" in str(failure.value)
 
