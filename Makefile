@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := False
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: run test lint format demo-store clean-data venv bench-deps server serve monitor advance
+.PHONY: run test lint format demo-store clean-data venv bench-deps server serve monitor advance chromium
 
 PREFECT_PORT ?= 4200
 DAYS ?= 1
@@ -65,8 +65,16 @@ format: $(STAMP)
 # server and temporary data roots): most tests wait on Prefect and subprocesses, not CPU.
 TEST_WORKERS ?= 2
 
-test: lint
+test: lint chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The page tests open reports and Data Docs in headless Chromium (Debian's package): install
+# it when missing (CI runs as root on Debian; the package lists are fetched only if needed).
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	fi
 
 clean-data:
 	rm -rf $(DATA_ROOT)/runs $(DATA_ROOT)/published

@@ -3,11 +3,15 @@
     python -m benchmarks.screenshot_report data/runs/<run_id>/reports/evaluation_report.html \
         --out docs/evaluation_report.png
 
-Chromium (Debian's `chromium` package) is started with --headless --no-sandbox --disable-gpu
---disable-background-networking and driven over the DevTools protocol: the page is loaded
-from the file, every console error, uncaught exception and failed load is collected, and
-a full-page PNG is captured. Exit status 1 (with the errors listed) when there was any.
+Chromium (Debian's `chromium` package; `make chromium` installs it) is started headless with a
+new empty profile and without background networking (FLAGS), and driven over the DevTools
+protocol; pages are opened offline (every http(s) request is blocked): a report must open
+from its file alone. The page is loaded from the file, every console error, uncaught
+exception and failed load is collected, and a full-page PNG is captured. Exit status 1
+(with the errors listed) when there was any.
 The LAST line is one JSON object: {"page", "screenshot", "console_errors", "width", "height"}.
+
+`chromium()` is also what the tests use to open pages and ask their DOM (tests/chromium.py).
 """
 
 from __future__ import annotations
@@ -15,17 +19,31 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from websockets.sync.client import connect
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 def _free_port() -> int:
@@ -61,6 +79,20 @@ class DevTools:
                 raise TimeoutError(f"no {method} within {timeout} s")
             self.events.append(json.loads(self.socket.recv(timeout=remaining)))
 
+    def open(self, page: Path) -> list[str]:
+        """Load a page from its file; return its console errors (see `console_errors`)."""
+        self.events.clear()
+        self.send("Page.navigate", url=Path(page).resolve().as_uri())
+        self.wait_for("Page.loadEventFired")
+        return console_errors(self.events)
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the open page (JSON-serialisable)."""
+        reply = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in reply:
+            raise RuntimeError(f"{expression}: {reply['exceptionDetails'].get('text')}")
+        return reply["result"].get("value")
+
 
 def console_errors(events: list[dict]) -> list[str]:
     errors = []
@@ -77,12 +109,16 @@ def console_errors(events: list[dict]) -> list[str]:
     return errors
 
 
-def screenshot(page: Path, out: Path, width: int = 1280, binary: str = "chromium") -> dict:
+@contextmanager
+def chromium(width: int = 1280, binary: str = "chromium") -> Iterator[DevTools]:
+    """A headless Chromium with a new empty profile, offline (http and https requests are
+    blocked); yields the DevTools session of its page (Page, Runtime, Log, Network enabled)."""
     executable = shutil.which(binary)
     if executable is None:
         raise FileNotFoundError(f"{binary} not found: install Debian's chromium package")
     port = _free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    # Its helper processes may still write to the profile as it is removed: no error then.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen(
             [
                 executable,
@@ -94,6 +130,7 @@ def screenshot(page: Path, out: Path, width: int = 1280, binary: str = "chromium
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopped with all its helpers
         )
         try:
             deadline = time.monotonic() + 30
@@ -107,25 +144,32 @@ def screenshot(page: Path, out: Path, width: int = 1280, binary: str = "chromium
                         raise TimeoutError("chromium did not open its DevTools port") from None
                     time.sleep(0.2)
             tools = DevTools(target["webSocketDebuggerUrl"])
-            for domain in ("Page", "Runtime", "Log"):
+            for domain in ("Page", "Runtime", "Log", "Network"):
                 tools.send(f"{domain}.enable")
-            tools.send("Page.navigate", url=page.resolve().as_uri())
-            tools.wait_for("Page.loadEventFired")
-            metrics = tools.send("Page.getLayoutMetrics")["cssContentSize"]
-            height = int(metrics["height"])
-            shot = tools.send(
-                "Page.captureScreenshot",
-                format="png",
-                captureBeyondViewport=True,
-                clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-            )
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(base64.b64decode(shot["data"]))
-            errors = console_errors(tools.events)
-            tools.socket.close()
+            tools.send("Network.setBlockedURLs", urls=["http://*", "https://*"])
+            try:
+                yield tools
+            finally:
+                tools.socket.close()
         finally:
-            browser.terminate()
+            os.killpg(browser.pid, signal.SIGTERM)
             browser.wait(timeout=30)
+
+
+def screenshot(page: Path, out: Path, width: int = 1280, binary: str = "chromium") -> dict:
+    with chromium(width, binary) as tools:
+        tools.open(page)
+        metrics = tools.send("Page.getLayoutMetrics")["cssContentSize"]
+        height = int(metrics["height"])
+        shot = tools.send(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        )
+        errors = console_errors(tools.events)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(base64.b64decode(shot["data"]))
     return {
         "page": str(page),
         "screenshot": str(out),

@@ -154,7 +154,16 @@ class ValidationSpec(StrictModel):
         "stops the run (0.5: half the rows gone)",
     )
     store_start: datetime | None = Field(
-        None, description="events before this moment are quarantined (a clock or import error)"
+        None,
+        description="events and user timestamps before this moment are quarantined (a clock "
+        "or import error)",
+    )
+    clock_tolerance_minutes: float = Field(
+        60.0,
+        ge=0,
+        le=7 * 24 * 60,
+        description="a timestamp later than the run's start plus this is quarantined (a "
+        "clock or time-zone error), in every timestamp column",
     )
     column_means: dict[str, tuple[float, float]] = Field(
         default_factory=dict,

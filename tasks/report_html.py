@@ -14,6 +14,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no screen: render to memory
+# Labels are shop text (categories, regions): a "$" in one is a dollar sign, not TeX to parse.
+matplotlib.rcParams["text.parse_math"] = False
 
 import matplotlib.pyplot as plt  # noqa: E402
 from pydantic import BaseModel  # noqa: E402

@@ -18,6 +18,8 @@ from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
 from tasks.tune import TuningParams
 
+from .chromium import require_chromium
+
 DATA_FIGURES = {
     "events_per_day",
     "purchases_per_user",
@@ -111,12 +113,9 @@ def test_a_refused_run_still_explains_itself(data_root):
 
 
 def test_screenshot_script_fails_on_console_errors(tmp_path):
-    import shutil
-
     from benchmarks.screenshot_report import screenshot
 
-    if shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium package is not installed")
+    require_chromium()
     good = tmp_path / "good.html"
     good.write_text("<!doctype html><html><body><h1>fine</h1></body></html>")
     bad = tmp_path / "bad.html"
