@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from tasks.gate import GateParams
 from tasks.models.lightfm_hybrid import LightFMParams
 from tasks.models.neighbours import ItemKNNParams
 from tasks.models.transitions import TransitionParams
 from tasks.publish import PublishParams
-from tasks.settings import confine, get_settings
+from tasks.settings import confine, confine_database, get_settings
 from tasks.sources.errors import masked_url
 from tasks.train import DEFAULT_BLEND, ModelConfig
 from tasks.tune import TuningParams
@@ -153,14 +151,7 @@ class NightlyParams(BaseModel):
             )
         if "://" not in value:
             confine(value, "source")
-        elif value.startswith("sqlite"):
-            try:
-                database = make_url(value).database
-            except ArgumentError as error:
-                raise ValueError(f"source is not a valid database URL: {error}") from None
-            if database and database != ":memory:":
-                confine(database, "source")
-        return value
+        return confine_database(value, "source")
 
     def starting_models(self) -> ModelConfig:
         """The models' starting configuration (before tuning)."""

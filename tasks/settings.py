@@ -83,5 +83,22 @@ def confine(path: Path | str, parameter: str) -> Path:
     return Path(path)
 
 
+def confine_database(url: str, parameter: str) -> str:
+    """`url` unchanged; a SQLite URL's file must lie inside the allowed roots (other
+    databases are not files on this machine). ValueError for a URL SQLAlchemy cannot read."""
+    if not url.startswith("sqlite"):
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(url).database
+    except (ArgumentError, ValueError):
+        raise ValueError(f"{parameter} is not a valid database URL") from None
+    if database and database != ":memory:":
+        confine(database, parameter)
+    return url
+
+
 def get_settings() -> Settings:
     return Settings()

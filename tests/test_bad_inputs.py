@@ -518,6 +518,11 @@ def config_path_escapes(shop: Shop):
         config.write('\n[sources.users]\nkind = "files"\npath = "../../../../../../etc/hostname"\n')
 
 
+def sqlite_database_outside(shop: Shop):
+    with shop.config.open("a") as config:
+        config.write('\n[sources.events]\nkind = "sql"\nurl = "sqlite:////var/tmp/shop.db"\n')
+
+
 def symlink_out_of_the_allowed_folders(shop: Shop):
     outside = Path("/var/tmp") / f"recs-outside-{os.getpid()}-{shop.folder.parent.name}.csv"
     shop.users.to_csv(outside, index=False)
@@ -691,6 +696,11 @@ FAILING_CASES: dict[str, tuple[Callable[[Shop], None], int, str]] = {
         config_path_escapes,
         CONFIG,
         r"the users file='.*etc/hostname' resolves to /etc/hostname, outside the allowed folders",
+    ),
+    "sqlite_database_outside": (
+        sqlite_database_outside,
+        CONFIG,
+        r"the events database='/var/tmp/shop\.db' resolves to /var/tmp/shop\.db, outside the",
     ),
     "symlink_out_of_the_allowed_folders": (
         symlink_out_of_the_allowed_folders,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasks.dataset import SourceSpec
-from tasks.settings import confine
+from tasks.settings import confine, confine_database
 from tasks.sources.errors import SourceError, masked_url
 
 __all__ = ["SourceError", "default_spec", "describe", "masked_url", "read_source"]
@@ -60,7 +60,7 @@ def read_source(
     if spec.kind == "sql":
         from tasks.sources.sql import read_sql
 
-        url = _sql_url(spec, default_url)
+        url = confine_database(_sql_url(spec, default_url), f"the {table} database")
         return read_sql(url, spec.table or table, spec.query), describe(table, spec, default_url)
     if spec.kind == "files":
         from tasks.sources.files import find_table_file, read_file
