@@ -42,6 +42,19 @@ def private_mounts_work() -> bool:
     return probe.returncode == 0
 
 
+def in_private_mounts(script: str) -> subprocess.CompletedProcess:
+    """`sh -c script` in a private mount namespace (its mounts vanish with it), talking to
+    the tests' Prefect server."""
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        cwd=REPO,
+        env=os.environ | {"PREFECT_API_URL": str(get_current_settings().api.url)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 @pytest.mark.skipif(not private_mounts_work(), reason="no private mount namespace here")
 def test_a_full_disk_while_publishing_leaves_latest_and_no_partial_version(data_root):
     """`published/` is an 80 KiB tmpfs (a real ENOSPC from the kernel): the first nightly's
@@ -55,14 +68,7 @@ def test_a_full_disk_while_publishing_leaves_latest_and_no_partial_version(data_
         f"mount -t tmpfs -o size=80k,mode=0755 tmpfs {published} && "
         f"exec {sys.executable} -m tests.nightly_on_full_disk {data_root}"
     )
-    run = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
-        cwd=REPO,
-        env=os.environ | {"PREFECT_API_URL": str(get_current_settings().api.url)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = in_private_mounts(script)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     second = report["second"]
@@ -128,14 +134,7 @@ def _nightly_on_read_only(data_root: Path, read_only: Path, *args: str):
         f"mount --bind {read_only} {read_only} && "
         f"mount -o remount,bind,ro {read_only} && exec {command}"
     )
-    return subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
-        cwd=REPO,
-        env=os.environ | {"PREFECT_API_URL": str(get_current_settings().api.url)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return in_private_mounts(script)
 
 
 @pytest.mark.skipif(not private_mounts_work(), reason="no private mount namespace here")
