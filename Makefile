@@ -32,7 +32,7 @@ bench-deps: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 
 demo-store: $(STAMP)
-	$(BIN)/python -m tasks.demo_store --preset $(PRESET) --db $(DATA_ROOT)/demo/store.db --if-absent
+	$(BIN)/python -m demo_store --preset $(PRESET) --db $(DATA_ROOT)/demo/store.db --if-absent
 
 run: demo-store
 	RECS_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m flows.nightly
@@ -48,7 +48,7 @@ serve: demo-store
 
 # Advance the demo store by DAYS days (SCENARIO: none, launch, season, new_users), then monitor.
 advance: demo-store
-	$(BIN)/python -m tasks.demo_store.live --db $(DATA_ROOT)/demo/store.db --days $(DAYS) --scenario $(SCENARIO)
+	$(BIN)/python -m demo_store.live --db $(DATA_ROOT)/demo/store.db --days $(DAYS) --scenario $(SCENARIO)
 
 monitor: $(STAMP)
 	RECS_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m flows.monitor

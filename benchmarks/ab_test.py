@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from demo_store import PRESETS, generate_store, write_store
+from demo_store.live import advance_store, list_truth
 from flows.monitor import MonitorParams, monitor
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.demo_store import PRESETS, generate_store, write_store
-from tasks.demo_store.live import advance_store, list_truth
-from tasks.publish import PublishParams
+from tasks.publishing.publish import PublishParams
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from flows.nightly import nightly
     from flows.params import NightlyParams
-    from tasks.tune import TuningParams
+    from tasks.training.tune import TuningParams
 
     # Positions, not dates: no popularity decay over "days", and no gap before the held-out
     # item (the protocol trains on everything before it).

@@ -21,9 +21,9 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from demo_store import PRESETS, generate_store, write_store
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.demo_store import PRESETS, generate_store, write_store
 
 
 def stage_seconds(flow_run_id) -> dict[str, float]:

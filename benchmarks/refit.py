@@ -21,15 +21,15 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow
 
+from demo_store import PRESETS, generate_store, write_store
 from flows.params import NightlyParams
 from tasks.dataset import DatasetSpec
-from tasks.demo_store import PRESETS, generate_store, write_store
-from tasks.evaluate import evaluation_for
-from tasks.extract import extract
-from tasks.features import build_features
+from tasks.evaluation.evaluate import evaluation_for
+from tasks.features.build import build_features
+from tasks.features.split import split_events
+from tasks.ingest.extract import extract
 from tasks.run_context import RunFolder
-from tasks.split import split_events
-from tasks.train import HYBRID, ModelConfig, fit_candidate, training_data
+from tasks.training.train import HYBRID, ModelConfig, fit_candidate, training_data
 
 
 @flow(name="refit-benchmark")

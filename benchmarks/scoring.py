@@ -7,7 +7,7 @@
 On random float32 factors (100,000 users × 20,000 products × 64 dimensions, top 20, ten
 bought products excluded per user and 5% of the catalogue out of stock), prints users per
 second for:
-- project: tasks.recommend.write_partition, i.e. the exact top-N selector with the
+- project: tasks.publishing.recommend.write_partition, i.e. the exact top-N selector with the
   exclusions inside the selection AND the zstd Parquet write (row groups, sorted users);
 - implicit: implicit.cpu.topk.topk with the same exclusions (filter_query_items,
   filter_items), both threads; and without them (`implicit_unfiltered`), its fastest case;
@@ -38,8 +38,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from tasks.models import FactorModel
-from tasks.recommend import Audience, write_partition
+from tasks.publishing.recommend import Audience, write_partition
+from tasks.training.models import FactorModel
 
 N_ITEMS, DIM, TOP, BOUGHT_PER_USER = 20_000, 64, 20, 10
 REPEATS = 3  # rates are the best of 3 runs (this machine is shared; 1M users: one run)

@@ -20,12 +20,11 @@ from flows.cli import parse_params, run_cli
 from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
 from tasks.dataset import DatasetSpec
-from tasks.drift import DriftThresholds, FeatureDrift
 from tasks.errors import NotPublishedError
-from tasks.extract import extract
-from tasks.live_metrics import Uplift, VariantPerformance
-from tasks.monitor_report import write_monitor_report
-from tasks.monitoring import (
+from tasks.ingest.extract import extract
+from tasks.monitoring.drift import DriftThresholds, FeatureDrift
+from tasks.monitoring.live_metrics import Uplift, VariantPerformance
+from tasks.monitoring.measure import (
     Decision,
     LiveThresholds,
     Windows,
@@ -37,8 +36,9 @@ from tasks.monitoring import (
     remember_retrain,
     save_state,
 )
+from tasks.reporting.monitor_report import write_monitor_report
+from tasks.reporting.run_index import write_index
 from tasks.run_context import RunFolder
-from tasks.run_index import write_index
 
 
 class MonitorParams(BaseModel):

@@ -14,24 +14,28 @@ from pydantic import BaseModel
 
 from flows.cli import parse_params, run_cli
 from flows.params import NightlyParams
-from tasks.central import commit_central
-from tasks.data_report import write_data_report
+from flows.publish import publish
 from tasks.dataset import DatasetSpec
 from tasks.errors import GateRefusedError
-from tasks.evaluate import evaluate_candidates
-from tasks.evaluation_report import write_evaluation_report
-from tasks.extract import extract
-from tasks.features import build_features
-from tasks.gate import CHAMPION, gate
+from tasks.evaluation.evaluate import evaluate_candidates
+from tasks.evaluation.gate import CHAMPION, gate
+from tasks.evaluation.run_report import metrics_document, write_run_metrics
+from tasks.features.build import build_features
+from tasks.features.split import split_events
+from tasks.ingest.central import commit_central
+from tasks.ingest.extract import extract
 from tasks.locking import exclusive_run
-from tasks.publish import (
+from tasks.publishing.publish import (
     Publication,
     find_publication,
-    publish,
     published_data_counts,
     switch_latest,
 )
-from tasks.registry import (
+from tasks.reporting.data_report import write_data_report
+from tasks.reporting.evaluation_report import write_evaluation_report
+from tasks.reporting.run_index import write_index
+from tasks.run_context import RunFolder
+from tasks.training.registry import (
     artifact_path,
     current_champion,
     find_entry,
@@ -39,13 +43,9 @@ from tasks.registry import (
     promote_champion,
     register_model,
 )
-from tasks.run_context import RunFolder
-from tasks.run_index import write_index
-from tasks.run_report import metrics_document, write_run_metrics
-from tasks.split import split_events
-from tasks.train import BLEND, POPULARITY, ModelConfig, train_candidates
-from tasks.tune import tune
-from tasks.validate import validate_snapshot
+from tasks.training.train import BLEND, POPULARITY, ModelConfig, train_candidates
+from tasks.training.tune import tune
+from tasks.validation.validate import validate_snapshot
 from tasks.versions import run_inputs, run_version
 
 

@@ -9,15 +9,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.models.neighbours import ItemKNNParams
-from tasks.models.transitions import TransitionParams
-from tasks.publish import PublishParams
+from tasks.evaluation.gate import GateParams
+from tasks.ingest.sources.errors import masked_url
+from tasks.publishing.publish import PublishParams
 from tasks.settings import confine, confine_database, get_settings
-from tasks.sources.errors import masked_url
-from tasks.train import DEFAULT_BLEND, ModelConfig
-from tasks.tune import TuningParams
+from tasks.training.models.lightfm_hybrid import LightFMParams
+from tasks.training.models.neighbours import ItemKNNParams
+from tasks.training.models.transitions import TransitionParams
+from tasks.training.train import DEFAULT_BLEND, ModelConfig
+from tasks.training.tune import TuningParams
 
 
 class NightlyParams(BaseModel):

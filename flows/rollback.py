@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field, field_validator
 from flows.cli import parse_params, run_cli
 from tasks.errors import DamagedPublicationError, NotPublishedError, RunInProgressError
 from tasks.locking import exclusive_run
-from tasks.publish import current_latest, switch_latest, verify_version
-from tasks.registry import find_entry, mark_published
-from tasks.run_index import write_index
+from tasks.publishing.publish import current_latest, switch_latest, verify_version
+from tasks.reporting.run_index import write_index
 from tasks.settings import confine, get_settings
+from tasks.training.registry import find_entry, mark_published
 from tasks.versions import VERSION_PATTERN
 
 # The files every complete version holds; a manifest that does not list them is refused.

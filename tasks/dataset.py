@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tasks.config_schema import StrictModel, config_problems
 from tasks.errors import ConfigError
-from tasks.rules import PublishingSpec
+from tasks.publishing.rules import PublishingSpec
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "users": ("user_id",),
@@ -178,7 +178,8 @@ class SourceSpec(StrictModel):
     kind = "sql":   url_env (name of an environment variable holding the URL; else the run's
                     source URL), table (default: our table name) or query (any SELECT).
     kind = "files": path (a .csv, .parquet or .jsonl file; relative to this config file).
-    kind = "http":  url, items_key, next_key, timeout_s, retries (see tasks/sources/http_api.py).
+    kind = "http":  url, items_key, next_key, timeout_s, retries
+                    (see tasks/ingest/sources/http_api.py).
     """
 
     kind: Literal["sql", "files", "http"]

@@ -65,7 +65,7 @@ class FeatureSet(BaseModel):
 
 class Split(BaseModel):
     """Each user's latest transaction is the test set, the one before validates tuning;
-    what happened before trains (see tasks/split.py)."""
+    what happened before trains (see tasks/features/split.py)."""
 
     train_events: Path
     test: Path

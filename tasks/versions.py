@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from tasks.registry import code_version
+from tasks.training.registry import code_version
 
 VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{10}$")
 

@@ -21,7 +21,7 @@ os.environ.setdefault(
 
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from tasks.demo_store import generate_store, ground_truth_path, write_store  # noqa: E402
+from demo_store import generate_store, ground_truth_path, write_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

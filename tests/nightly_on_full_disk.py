@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from tasks.publish import PublicationError, current_latest, verify_version
-from tasks.registry import current_champion, read_entry
+from tasks.publishing.publish import PublicationError, current_latest, verify_version
+from tasks.training.registry import current_champion, read_entry
 from tests.test_nightly_e2e import run_nightly
 
 

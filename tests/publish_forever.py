@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tasks.models import FactorModel
-from tasks.publish import complete_version, open_staging
-from tasks.recommend import Audience, write_partition
+from tasks.publishing.publish import complete_version, open_staging
+from tasks.publishing.recommend import Audience, write_partition
+from tasks.training.models import FactorModel
 
 N_USERS, N_ITEMS, N = 8_000, 2_000, 20
 

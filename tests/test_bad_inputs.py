@@ -20,9 +20,9 @@ import pytest
 
 from flows.nightly import main, nightly
 from flows.params import NightlyParams
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.publish import current_latest, verify_version
+from tasks.evaluation.gate import GateParams
+from tasks.publishing.publish import current_latest, verify_version
+from tasks.training.models.lightfm_hybrid import LightFMParams
 
 from .conftest import REPO, raw_store_tables
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.behaviour import product_behaviour, user_behaviour
 from tasks.dataset import DatasetSpec
-from tasks.split import split_latest_transaction
+from tasks.features.behaviour import product_behaviour, user_behaviour
+from tasks.features.split import split_latest_transaction
 
 DATASET = DatasetSpec.from_toml(Path(__file__).resolve().parents[1] / "dataset.toml")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.demo_store import GroundTruth, generate_store, ground_truth_path
+from demo_store import GroundTruth, generate_store, ground_truth_path
 
 TABLE_COLUMNS = {
     "users": ["user_id", "signup_at", "birth_year", "region", "skin_type", "skin_concerns"],
@@ -140,3 +140,26 @@ def test_long_tail_and_cold_start(demo):
     assert (demo.users["signup_at"] > start).mean() > 0.3  # users keep arriving
     assert (demo.products["launched_at"] > start).mean() > 0.15  # so do products
     assert (~demo.users["user_id"].isin(demo.events["user_id"])).any()  # some never shopped
+
+
+def test_the_old_command_names_still_build_and_advance_the_store(tmp_path):
+    """`python -m tasks.demo_store` and `python -m tasks.demo_store.live` (the simulator's
+    old address, in scripts people have) do what `demo_store` and `demo_store.live` do."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "store.db"
+    built = subprocess.run(
+        [sys.executable, "-m", "tasks.demo_store", "--preset", "tiny", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0 and "built tiny store" in built.stdout, built.stderr
+    advanced = subprocess.run(
+        [sys.executable, "-m", "tasks.demo_store.live", "--db", str(db), "--days", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert advanced.returncode == 0, advanced.stderr[-2000:]

@@ -15,7 +15,7 @@ from prefect.settings import get_current_settings
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.sources import SourceError
+from tasks.ingest.sources import SourceError
 from tests.conftest import raw_store_tables
 from tests.cutting_proxy import CuttingProxy
 from tests.test_nightly_e2e import FAST, FAST_TUNING, PERMISSIVE
@@ -142,7 +142,7 @@ def test_read_only_storage_is_a_storage_error_and_latest_stays(data_root):
     """A read-only data root stops the run at its lock; a read-only `published/` stops it
     at publication with the project's PublicationError. Both exit 7 with a message naming
     the file and no traceback; `latest` and its files are untouched."""
-    from tasks.publish import current_latest, verify_version
+    from tasks.publishing.publish import current_latest, verify_version
 
     fast = ["--model.no_components", "4", "--model.epochs", "2", "--gate.min_lift", "-1"]
     whole = _nightly_on_read_only(data_root, data_root, *fast)

@@ -12,10 +12,10 @@ import pytest
 
 from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
-from tasks.gate import CHAMPION, GateParams, decide, paired_bootstrap
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.publish import current_latest
-from tasks.tune import TuningParams
+from tasks.evaluation.gate import CHAMPION, GateParams, decide, paired_bootstrap
+from tasks.publishing.publish import current_latest
+from tasks.training.models.lightfm_hybrid import LightFMParams
+from tasks.training.tune import TuningParams
 
 
 def candidate(ndcg: float, cold: float = 0.1, new: float = 0.05, **extra) -> dict[str, float]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.validate import gx_context, run_suite
+from tasks.validation.validate import gx_context, run_suite
 
 from . import test_bad_inputs as corpus
 from .chromium import browser

@@ -13,10 +13,10 @@ import pytest
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.sources import SourceError
-from tasks.sources.http_api import read_paginated_json
+from tasks.evaluation.gate import GateParams
+from tasks.ingest.sources import SourceError
+from tasks.ingest.sources.http_api import read_paginated_json
+from tasks.training.models.lightfm_hybrid import LightFMParams
 
 from .conftest import REPO, raw_store_tables
 

@@ -9,9 +9,9 @@ import pandas as pd
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.central import load_state
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
+from tasks.evaluation.gate import GateParams
+from tasks.ingest.central import load_state
+from tasks.training.models.lightfm_hybrid import LightFMParams
 
 from .conftest import REPO, raw_store_tables
 

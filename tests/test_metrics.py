@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.evaluate import ranking_metrics
+from tasks.evaluation.evaluate import ranking_metrics
 
 
 def test_metrics_one_relevant_item_per_user():

@@ -11,12 +11,12 @@ import shutil
 import pandas as pd
 import pytest
 
+from demo_store import generate_store, write_store
+from demo_store.live import advance_store, list_truth
 from flows.monitor import MonitorParams, monitor
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.demo_store import generate_store, write_store
-from tasks.demo_store.live import advance_store, list_truth
-from tasks.publish import PublishParams
+from tasks.publishing.publish import PublishParams
 
 MIN_LIFT_OVER_POPULARITY = 1.3  # the models issue's bar; measured 1.39 (README)
 

@@ -12,12 +12,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks.demo_store import GroundTruth, ground_truth_path
-from tasks.demo_store.live import NEW_BRAND, NEW_REGION, PLACEMENT, advance_store
-from tasks.drift import DriftThresholds, FeatureDrift, numeric_drift, psi, share_drift, shares
-from tasks.live_metrics import variant_performance, wilson
-from tasks.monitoring import LiveThresholds, MonitorState, PublishedState, decide
-from tasks.recommend import Experiment
+from demo_store import GroundTruth, ground_truth_path
+from demo_store.live import NEW_BRAND, NEW_REGION, PLACEMENT, advance_store
+from tasks.monitoring.drift import (
+    DriftThresholds,
+    FeatureDrift,
+    numeric_drift,
+    psi,
+    share_drift,
+    shares,
+)
+from tasks.monitoring.live_metrics import variant_performance, wilson
+from tasks.monitoring.measure import LiveThresholds, MonitorState, PublishedState, decide
+from tasks.publishing.recommend import Experiment
 
 from .conftest import REPO
 

@@ -17,17 +17,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from demo_store import generate_store, write_store
+from demo_store.live import advance_store
 from flows.monitor import MonitorParams, monitor
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.demo_store import generate_store, write_store
-from tasks.demo_store.live import advance_store
-from tasks.drift import DriftThresholds
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.publish import PublishParams, complete_version, open_staging
-from tasks.recommend import RECOMMENDATIONS_SCHEMA
-from tasks.tune import TuningParams
+from tasks.evaluation.gate import GateParams
+from tasks.monitoring.drift import DriftThresholds
+from tasks.publishing.publish import PublishParams, complete_version, open_staging
+from tasks.publishing.recommend import RECOMMENDATIONS_SCHEMA
+from tasks.training.models.lightfm_hybrid import LightFMParams
+from tasks.training.tune import TuningParams
 
 USER_FEATURES = ("users.skin_type", "users.skin_concerns", "users.birth_year", "users.region")
 

@@ -13,11 +13,11 @@ import pytest
 
 from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.publish import artifact_sha256, current_latest
-from tasks.train import COMPONENTS
-from tasks.tune import TuningParams
+from tasks.evaluation.gate import GateParams
+from tasks.publishing.publish import artifact_sha256, current_latest
+from tasks.training.models.lightfm_hybrid import LightFMParams
+from tasks.training.train import COMPONENTS
+from tasks.training.tune import TuningParams
 
 TOP_N = 10
 # The tiny store has ~120 test users: too few to rank models reliably, so these tests

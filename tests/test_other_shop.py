@@ -9,7 +9,7 @@ import pytest
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.gate import GateParams
+from tasks.evaluation.gate import GateParams
 
 GENRES = ["crime", "fantasy", "history", "poetry", "science", "romance"]
 

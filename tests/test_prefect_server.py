@@ -15,7 +15,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.demo_store.live import advance_store
+from demo_store.live import advance_store
 
 from .conftest import REPO
 

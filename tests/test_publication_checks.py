@@ -1,10 +1,10 @@
-"""The last check before `latest` moves (tasks/publication_checks.py), on its own."""
+"""The last check before `latest` moves (tasks/publishing/publication_checks.py), on its own."""
 
 from __future__ import annotations
 
 import pytest
 
-from tasks.publication_checks import PublicationFigures, refusals
+from tasks.publishing.publication_checks import PublicationFigures, refusals
 
 SERVING = PublicationFigures(rows=10_000, users_with_list=1_000, products_shown=200)
 

@@ -19,16 +19,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from flows.publish import publish
 from flows.rollback import RollbackParams, rollback
 from tasks.artifacts import TamperedArtifactError, artifact_sha256
 from tasks.dataset import DatasetSpec
 from tasks.locking import RunInProgressError
-from tasks.models import load_scorer
-from tasks.monitoring import read_published
-from tasks.publish import PublishParams, current_latest, publish, verify_version
-from tasks.registry import artifact_path, current_champion
+from tasks.monitoring.measure import read_published
+from tasks.publishing.publish import PublishParams, current_latest, verify_version
 from tasks.run_context import Snapshot
 from tasks.settings import get_settings
+from tasks.training.models import load_scorer
+from tasks.training.registry import artifact_path, current_champion
 from tests.publish_forever import publish_once
 from tests.test_nightly_e2e import run_nightly
 

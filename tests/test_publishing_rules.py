@@ -9,11 +9,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tasks.models import FactorModel
-from tasks.recommend import Audience, recommend_rows
-from tasks.rules import Contraindication, ListRules, PublishingSpec, blocked_products
-from tasks.rules import exclusion_matrix as exclusions
-from tasks.tiers import assign_tiers
+from tasks.publishing.recommend import Audience, recommend_rows
+from tasks.publishing.rules import Contraindication, ListRules, PublishingSpec, blocked_products
+from tasks.publishing.rules import exclusion_matrix as exclusions
+from tasks.publishing.tiers import assign_tiers
+from tasks.training.models import FactorModel
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 N_ITEMS = 12

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import scipy.sparse as sp
 
-from tasks.models import FactorModel
-from tasks.models.lightfm_hybrid import LightFMParams, fit_lightfm, save_state
+from tasks.training.models import FactorModel
+from tasks.training.models.lightfm_hybrid import LightFMParams, fit_lightfm, save_state
 from tests.test_nightly_e2e import run_nightly
 from tests.test_reruns import fresh_root
 

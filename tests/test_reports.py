@@ -9,14 +9,14 @@ import re
 import pandas as pd
 import pytest
 
+from demo_store.live import advance_store
 from flows.monitor import MonitorParams, monitor
 from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
-from tasks.demo_store.live import advance_store
-from tasks.drift import DriftThresholds
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.tune import TuningParams
+from tasks.evaluation.gate import GateParams
+from tasks.monitoring.drift import DriftThresholds
+from tasks.training.models.lightfm_hybrid import LightFMParams
+from tasks.training.tune import TuningParams
 
 from .chromium import require_chromium
 

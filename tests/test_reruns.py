@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 from prefect.settings import get_current_settings
 
-from tasks.demo_store import ground_truth_path
-from tasks.publish import current_latest, verify_version
-from tasks.registry import current_champion, read_entry
+from demo_store import ground_truth_path
+from tasks.publishing.publish import current_latest, verify_version
+from tasks.training.registry import current_champion, read_entry
 from tests.test_nightly_e2e import run_nightly
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,17 +89,17 @@ def test_a_rerun_on_the_same_snapshot_gives_the_same_version_and_lists(
 # Inside every stage of the nightly, in the order a run reaches them: `after` = the
 # stage's work is done but its task never returns; `before` = killed as it starts.
 KILL_POINTS = [
-    "tasks.extract:extract:after",
-    "tasks.validate:validate_snapshot:after",
-    "tasks.central:commit_central:after",
-    "tasks.features:build_features:after",
-    "tasks.tune:tune:after",
-    "tasks.train:train_candidates:after",
-    "tasks.evaluate:evaluate_candidates:after",
-    "tasks.registry:register_model:after",
-    "tasks.publish:_combine:before",  # partitions scored, the file not yet combined
-    "tasks.publish:switch_latest:before",  # the version folder complete, `latest` not moved
-    "tasks.registry:promote_champion:after",  # `latest` moved, `published` not yet recorded
+    "tasks.ingest.extract:extract:after",
+    "tasks.validation.validate:validate_snapshot:after",
+    "tasks.ingest.central:commit_central:after",
+    "tasks.features.build:build_features:after",
+    "tasks.training.tune:tune:after",
+    "tasks.training.train:train_candidates:after",
+    "tasks.evaluation.evaluate:evaluate_candidates:after",
+    "tasks.training.registry:register_model:after",
+    "tasks.publishing.publish:_combine:before",  # partitions scored, the file not yet combined
+    "tasks.publishing.publish:switch_latest:before",  # version complete, `latest` not moved
+    "tasks.training.registry:promote_champion:after",  # `latest` moved, not yet `published`
 ]
 
 

@@ -16,9 +16,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.settings import get_current_settings
 
-from tasks.demo_store import ground_truth_path
+from demo_store import ground_truth_path
 from tasks.locking import exclusive_run
-from tasks.publish import current_latest
+from tasks.publishing.publish import current_latest
 from tests.test_nightly_e2e import TOP_N, run_nightly
 
 REPO = Path(__file__).resolve().parent.parent

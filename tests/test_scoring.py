@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tasks.models import FactorModel
-from tasks.scoring import select_top, top_n
+from tasks.publishing.scoring import select_top, top_n
+from tasks.training.models import FactorModel
 
 
 def brute_force(model, rows, n, exclude, allowed):
@@ -115,10 +115,10 @@ def test_pair_scores_and_cached_component_shares_equal_full_rows(dense_limit, mo
     """`FactorModel.pair_scores` and `scores` equal the plain product of the two sides for
     every kind of side, a sparse product side kept sparse (limit 0) or made dense; and a
     blend's component shares read from the ranges its scoring saw equal rescoring."""
-    import tasks.models
-    from tasks.models import Blend, FactorModel, minmax_rows
+    import tasks.training.models
+    from tasks.training.models import Blend, FactorModel, minmax_rows
 
-    monkeypatch.setattr(tasks.models, "DENSE_ITEM_BYTES", dense_limit)
+    monkeypatch.setattr(tasks.training.models, "DENSE_ITEM_BYTES", dense_limit)
 
     rng = np.random.default_rng(4)
     n_users, n_items = 60, 50
@@ -158,7 +158,7 @@ def test_pair_scores_and_cached_component_shares_equal_full_rows(dense_limit, mo
 def test_strongest_predecessor_reads_only_the_users_products():
     """The product of a user's history that leads to the listed one most (ties to the lower
     index, -1 when none leads to it) equals a plain row-by-row reading."""
-    from tasks.reasons import ReasonContext
+    from tasks.publishing.reasons import ReasonContext
 
     rng = np.random.default_rng(7)
     n_users, n_items = 40, 30
@@ -182,7 +182,7 @@ def test_strongest_predecessor_reads_only_the_users_products():
 
 
 def test_reason_strength_ignores_float_noise_but_not_real_gaps():
-    from tasks.reasons import strength_order
+    from tasks.publishing.reasons import strength_order
 
     # Two components that both rank the product first tie in exact arithmetic; float32
     # gives 1.0 or 0.99999994 depending on how many users were scored together.

@@ -18,13 +18,13 @@ from sqlalchemy.engine import make_url
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.sources import SourceError, masked_url
-from tasks.sources.errors import redact
-from tasks.sources.http_api import read_paginated_json
-from tasks.sources.sql import read_sql
-from tasks.tune import TuningParams
+from tasks.evaluation.gate import GateParams
+from tasks.ingest.sources import SourceError, masked_url
+from tasks.ingest.sources.errors import redact
+from tasks.ingest.sources.http_api import read_paginated_json
+from tasks.ingest.sources.sql import read_sql
+from tasks.training.models.lightfm_hybrid import LightFMParams
+from tasks.training.tune import TuningParams
 
 from .conftest import REPO, raw_store_tables
 from .test_prefect_server import PrefectServer, cli_nightly

@@ -11,10 +11,10 @@ import pytest
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.gate import GateParams
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.sources import SourceError
-from tasks.sources.sql import read_sql
+from tasks.evaluation.gate import GateParams
+from tasks.ingest.sources import SourceError
+from tasks.ingest.sources.sql import read_sql
+from tasks.training.models.lightfm_hybrid import LightFMParams
 
 from .conftest import REPO, raw_store_tables
 
@@ -172,7 +172,7 @@ def test_reading_in_chunks_gives_what_one_read_gives(tmp_path, postgres_schema, 
     at once, dtypes included, though the first chunks' `rating` and `note` are all NULL."""
     import sqlalchemy as sa
 
-    import tasks.sources.sql as sql
+    import tasks.ingest.sources.sql as sql
 
     table = pd.DataFrame(
         {
@@ -229,7 +229,7 @@ def test_canonical_order_equals_a_stable_pandas_sort_with_nulls_last(seed):
     version ids stay what they were. Ties on every key keep their source order."""
     import numpy as np
 
-    from tasks.contract import canonical_order, sort_order
+    from tasks.ingest.contract import canonical_order, sort_order
 
     rng = np.random.default_rng(seed)
     n = 3_000

@@ -8,8 +8,8 @@ import pytest
 
 from tasks.dataset import DatasetSpec
 from tasks.errors import ConfigError
-from tasks.features import feature_matrix
-from tasks.split import split_latest_transaction
+from tasks.features.build import feature_matrix
+from tasks.features.split import split_latest_transaction
 
 
 def events_frame(rows):
@@ -94,7 +94,7 @@ def test_bad_dataset_config_names_the_file(tmp_path):
 def test_global_time_cutoff_split(tiny_store_db):
     import sqlite3
 
-    from tasks.split import split_at_time
+    from tasks.features.split import split_at_time
 
     with sqlite3.connect(tiny_store_db) as connection:
         events = pd.read_sql("SELECT * FROM events", connection)

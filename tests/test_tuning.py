@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tasks.evaluate import Evaluation, rank_users
-from tasks.models import Blend, FactorModel
-from tasks.models.lightfm_hybrid import LightFMParams
-from tasks.train import COMPONENTS, HYBRID, TrainingData
-from tasks.tune import (
+from tasks.evaluation.evaluate import Evaluation, rank_users
+from tasks.training.models import Blend, FactorModel
+from tasks.training.models.lightfm_hybrid import LightFMParams
+from tasks.training.train import COMPONENTS, HYBRID, TrainingData
+from tasks.training.tune import (
     BlendPool,
     blend_candidates,
     lightfm_candidates,
@@ -166,7 +166,7 @@ def test_one_standard_error_rule_takes_the_fewest_epochs_the_validation_cannot_t
     """Curve.of: the best mean is recorded; the chosen check is the earliest whose paired
     per-user difference from the best is within one standard error, never a clearly
     worse one."""
-    from tasks.models.lightfm_hybrid import Curve
+    from tasks.training.models.lightfm_hybrid import Curve
 
     rng = np.random.default_rng(0)
     best = (rng.random(2000) < 0.2).astype(float)
@@ -187,7 +187,7 @@ def test_one_standard_error_choice_takes_the_cheapest_model_the_validation_canno
     """Across trials the cost is measured seconds × epochs: a cheap model within one
     standard error of the best wins, a cheaper but clearly worse one does not, and a model
     costing as much as the best never replaces it."""
-    from tasks.models.lightfm_hybrid import one_standard_error_choice
+    from tasks.training.models.lightfm_hybrid import one_standard_error_choice
 
     rng = np.random.default_rng(1)
     best = (rng.random(3000) < 0.2).astype(float)
@@ -217,7 +217,7 @@ def test_only_users_keeps_the_given_rows_scores_and_empties_the_rest():
 def test_epoch_work_counts_the_feature_rows_every_interaction_updates():
     """Identity only: one user row and one product row per interaction; with features,
     the rows each side's feature matrix gives that user or product."""
-    from tasks.tune import epoch_work
+    from tasks.training.tune import epoch_work
 
     interactions = sp.csr_matrix(np.array([[1.0, 0, 2], [0, 3, 0]]))  # 3 interactions
     users = sp.csr_matrix(np.array([[1.0, 1, 1], [0, 1, 0]]))  # 3 rows, 1 row
@@ -232,7 +232,7 @@ def test_training_stops_after_patience_checks_without_a_clear_improvement():
     """A check counts as progress only when it beats the last clear improvement by more than
     one standard error; creeping within the noise for `patience` checks ends the training
     (what the one-standard-error rule would never pick over the earlier check)."""
-    from tasks.models.lightfm_hybrid import LightFMParams, clearly_better, fit_lightfm
+    from tasks.training.models.lightfm_hybrid import LightFMParams, clearly_better, fit_lightfm
 
     rng = np.random.default_rng(2)
     base = (rng.random(3000) < 0.2).astype(float)

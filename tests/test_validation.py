@@ -10,10 +10,10 @@ import pytest
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.extract import IntegrationError
-from tasks.gate import GateParams
-from tasks.sources import SourceError
-from tasks.validate import DataValidationError
+from tasks.evaluation.gate import GateParams
+from tasks.ingest.extract import IntegrationError
+from tasks.ingest.sources import SourceError
+from tasks.validation.validate import DataValidationError
 
 
 def params(data_root, **overrides):
@@ -195,7 +195,7 @@ def test_password_never_appears_in_errors(data_root, monkeypatch):
 
 
 def test_two_expectations_ge_would_merge_are_refused():
-    from tasks.validate import gx_context, run_suite
+    from tasks.validation.validate import gx_context, run_suite
 
     twice = {
         "name": "events",

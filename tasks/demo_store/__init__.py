@@ -1,18 +1,5 @@
-"""The embedded demo beauty store: generator, ground truth and the task that builds it.
+"""The demo store's old address, kept so that `python -m tasks.demo_store` and
+`tasks.demo_store.GroundTruth` go on working; the simulator lives in `demo_store/`."""
 
-python -m tasks.demo_store --preset demo --db data/demo/store.db [--if-absent]
-"""
-
-from __future__ import annotations
-
-from tasks.demo_store.generate import PRESETS, GroundTruth, Store, generate_store
-from tasks.demo_store.store_db import ground_truth_path, write_store
-
-__all__ = [
-    "PRESETS",
-    "GroundTruth",
-    "Store",
-    "generate_store",
-    "ground_truth_path",
-    "write_store",
-]
+from demo_store import *  # noqa: F403
+from demo_store import __all__  # noqa: F401

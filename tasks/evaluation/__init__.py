@@ -1,0 +1,1 @@
+"""Evaluation: metrics of every candidate, the gate that decides, and the run's metrics document."""

@@ -1,0 +1,2 @@
+"""Publishing: score every user, apply the shop's rules, tiers and reasons, write a version
+and switch `latest`."""

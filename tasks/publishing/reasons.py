@@ -1,0 +1,337 @@
+"""Why a product is in a user's list, in plain words the shop's website can show.
+
+The reason follows the blend component that contributed most to the product's score, and
+only ever cites what the user and the product really have:
+- transitions: "often bought after the Gentle Foam Cleanser you bought" (the product of the
+  user's purchases that leads to this one most strongly);
+- item neighbours: "similar to the ... you bought" / "you showed interest in";
+- category transitions: "a toner, the usual next step after the cleanser you bought",
+  followed by the next source that speaks about the product itself ("...; matches your
+  dry skin: contains ...");
+- LightFM / content: "matches your dry skin: contains ceramides, hyaluronic acid" (the
+  product's values with the highest lift among buyers who share the user's attribute);
+- segment popularity: "popular with dry skin in the north region"; popularity: "a best
+  seller right now".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tasks.features.interactions import bought_matrix, index_of, instants
+from tasks.training.models import Blend, FactorModel
+from tasks.training.train import (
+    CATEGORY_TRANSITIONS,
+    ITEM_KNN,
+    POPULARITY,
+    SEGMENT_POPULARITY,
+    TRANSITIONS,
+)
+
+BEST_SELLER = "a best seller right now"
+FROM_HISTORY = "in line with what you bought and viewed"
+MIN_LIFT = 1.1
+MIN_SUPPORT = 5
+# Contributions (weight × a 0..1 share, weights up to 5) are compared to this many
+# decimals: far coarser than float32 noise (~1e-6 at 5), far finer than any real gap.
+CONTRIBUTION_DECIMALS = 4
+
+
+def phrase_of(column: str, values: pd.Series, phrases: dict[str, str]) -> pd.Series:
+    """'{value} skin' for each value (missing stays missing)."""
+    template = phrases.get(column, column.replace("_", " ") + " {value}")
+    head, _, tail = template.partition("{value}")
+    text = values.astype("string")
+    return head + text + tail
+
+
+@dataclass
+class ReasonContext:
+    names: np.ndarray  # product → display name
+    categories: np.ndarray | None  # product → category text
+    bought: sp.csr_matrix  # users × products, bought at least once
+    last_bought: np.ndarray  # user → product bought last (-1: none)
+    attribute_phrase: np.ndarray  # user → "dry skin" (None: no attribute)
+    attribute_code: np.ndarray  # user → code of the attribute value (-1: none)
+    feature_lift: np.ndarray  # attribute code × product feature value
+    product_features: sp.csr_matrix  # products × feature values (0/1)
+    feature_values: np.ndarray  # feature value names ("ceramides")
+    segment_phrase: np.ndarray  # user → "dry skin in the north region" (None: no segment)
+
+    @classmethod
+    def build(
+        cls,
+        users: pd.DataFrame,
+        products: pd.DataFrame,
+        purchases: pd.DataFrame,
+        name_column: str | None,
+        category_column: str | None,
+        attribute_column: str | None,
+        segment_columns: list[str],
+        content_columns: list[str],
+        phrases: dict[str, str],
+    ) -> ReasonContext:
+        """purchases: user_id, product_id, event_type, occurred_at of transactions."""
+        n_users, n_products = len(users), len(products)
+        u = index_of(purchases["user_id"], users["user_id"])
+        p = index_of(purchases["product_id"], products["product_id"])
+        ok = (u >= 0) & (p >= 0)
+        u, p = u[ok], p[ok]
+        types = list(purchases["event_type"].unique()) if "event_type" in purchases else []
+        bought = bought_matrix(purchases, users["user_id"], products["product_id"], types)
+        last = np.full(n_users, -1, dtype=np.int64)
+        if len(u):
+            order = np.argsort(instants(purchases["occurred_at"])[ok], kind="stable")
+            last[u[order]] = p[order]  # later purchases overwrite earlier ones
+        names = (
+            products[name_column].astype("string").fillna(products["product_id"].astype(str))
+            if name_column and name_column in products
+            else products["product_id"].astype("string")
+        ).to_numpy(dtype=object)
+        categories = (
+            products[category_column].astype("string").to_numpy(dtype=object)
+            if category_column and category_column in products
+            else None
+        )
+        if attribute_column and attribute_column in users:
+            values = users[attribute_column]
+            code, uniques = pd.factorize(values.astype("string"))
+            attribute_phrase = phrase_of(attribute_column, values, phrases).to_numpy(dtype=object)
+        else:
+            code, uniques = np.full(n_users, -1), []
+            attribute_phrase = np.full(n_users, None, dtype=object)
+        # product feature values ("contains ...") from the multi-value content columns
+        exploded = pd.concat(
+            [
+                products[c].astype("string").str.split("|").explode().str.strip().dropna()
+                for c in content_columns
+                if c in products
+            ]
+            or [pd.Series(dtype="string")]
+        )
+        exploded = exploded[exploded != ""]
+        value_code, feature_values = pd.factorize(exploded)
+        product_features = sp.csr_matrix(
+            (np.ones(len(value_code), dtype=np.float32), (exploded.index.to_numpy(), value_code)),
+            shape=(n_products, len(feature_values)),
+        )
+        product_features.data[:] = 1.0
+        lift = np.zeros((max(len(uniques), 1), len(feature_values)))
+        if len(uniques) and len(feature_values):
+            membership = sp.csr_matrix(
+                (np.ones((code >= 0).sum()), (np.flatnonzero(code >= 0), code[code >= 0])),
+                shape=(n_users, len(uniques)),
+            )
+            counts = np.asarray(
+                (membership.T @ bought.astype(np.float32) @ product_features).todense()
+            )
+            share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+            overall = counts.sum(axis=0) / max(counts.sum(), 1)
+            lift = np.where(counts >= MIN_SUPPORT, share / np.maximum(overall, 1e-12), 0.0)
+        segment = None
+        for column in segment_columns:
+            if column not in users:
+                continue
+            part = phrase_of(column, users[column], phrases)
+            segment = part if segment is None else segment + " in " + part
+        segment_phrase = (
+            segment.to_numpy(dtype=object)
+            if segment is not None
+            else np.full(n_users, None, dtype=object)
+        )
+        segment_phrase = np.where(pd.isna(segment_phrase), None, segment_phrase)
+        attribute_phrase = np.where(pd.isna(attribute_phrase), None, attribute_phrase)
+        return cls(
+            names=names,
+            categories=categories,
+            bought=bought,
+            last_bought=last,
+            attribute_phrase=attribute_phrase,
+            attribute_code=np.asarray(code, dtype=np.int64),
+            feature_lift=lift,
+            product_features=product_features.tocsr(),
+            feature_values=np.asarray(feature_values, dtype=object),
+            segment_phrase=segment_phrase,
+        )
+
+    # -- one source of reasons each; all take pair arrays (user rows, product columns) --
+
+    def _strongest_predecessor(self, model: FactorModel, users: np.ndarray, items: np.ndarray):
+        """For each pair, the user's product that leads to the item most (−1: none; ties to
+        the lower product index). Only the user's own products are looked up in the item's
+        links (a row of a transition matrix can hold thousands of them)."""
+        pair, source, strength = model.pair_terms(users, items)
+        keep = strength > 0
+        pair, source, strength = pair[keep], source[keep], strength[keep]
+        order = np.lexsort((source, -strength, pair))  # per pair: strongest, then lowest
+        first = order[np.r_[True, pair[order][1:] != pair[order][:-1]]] if len(order) else order
+        best = np.full(len(users), -1, dtype=np.int64)
+        best[pair[first]] = source[first]
+        return best
+
+    def after_bought(self, model: FactorModel, users: np.ndarray, items: np.ndarray):
+        before = self._strongest_predecessor(model, users, items)
+        ok = (before >= 0) & np.asarray(self.bought[users, np.maximum(before, 0)]).ravel().astype(
+            bool
+        )
+        text = (
+            "often bought after the "
+            + pd.Series(self.names[np.maximum(before, 0)])
+            + (" you bought")
+        )
+        return np.where(ok, text.to_numpy(dtype=object), None)
+
+    def similar_to(self, model: FactorModel, users: np.ndarray, items: np.ndarray):
+        source = self._strongest_predecessor(model, users, items)
+        was_bought = np.asarray(self.bought[users, np.maximum(source, 0)]).ravel().astype(bool)
+        verb = np.where(was_bought, " you bought", " you showed interest in")
+        text = "similar to the " + pd.Series(self.names[np.maximum(source, 0)]) + verb
+        return np.where(source >= 0, text.to_numpy(dtype=object), None)
+
+    def next_step(self, users: np.ndarray, items: np.ndarray):
+        last = self.last_bought[users]
+        if self.categories is None:
+            return np.full(len(users), None, dtype=object)
+        ok = (last >= 0) & (self.categories[np.maximum(last, 0)] != self.categories[items])
+        category = pd.Series(self.categories[items]).astype(str)
+        article = np.where(category.str[0].str.lower().isin(list("aeiou")), "an ", "a ")
+        text = (
+            article
+            + category
+            + ", the usual next step after the "
+            + pd.Series(self.categories[np.maximum(last, 0)]).astype(str)
+            + " you bought"
+        )
+        return np.where(ok, text.to_numpy(dtype=object), None)
+
+    def matches(self, users: np.ndarray, items: np.ndarray):
+        code = self.attribute_code[users]
+        if not self.feature_values.size:
+            return np.full(len(users), None, dtype=object)
+        lift = self.feature_lift[np.maximum(code, 0)] * self.product_features[items].toarray()
+        lift[code < 0] = 0
+        top = np.argsort(-lift, axis=1, kind="stable")[:, :2]
+        top_lift = np.take_along_axis(lift, top, axis=1)
+        first = pd.Series(self.feature_values[top[:, 0]]).astype(str)
+        second = pd.Series(self.feature_values[top[:, -1]]).astype(str)
+        values = first.where(~(top_lift[:, -1] >= MIN_LIFT), first + ", " + second)
+        phrase = pd.Series(self.attribute_phrase[users]).astype(str)
+        text = ("matches your " + phrase + ": contains " + values).to_numpy(dtype=object)
+        return np.where(top_lift[:, 0] >= MIN_LIFT, text, None)
+
+    def popular_with(self, users: np.ndarray):
+        phrase = self.segment_phrase[users]
+        text = "popular with " + pd.Series(phrase).astype(str)
+        return np.where(pd.isna(phrase), None, text.to_numpy(dtype=object))
+
+
+def explain(
+    context: ReasonContext,
+    model: Blend | FactorModel,
+    users: np.ndarray,
+    items: np.ndarray,
+    tier: np.ndarray,
+) -> np.ndarray:
+    """One reason per (user row, product column) pair; tier: 0 history, 1 profile, 2 popular.
+    Pairs with item -1 get None."""
+    reason = np.full(len(users), None, dtype=object)
+    valid = items >= 0
+    reason[valid & (tier == 2)] = BEST_SELLER
+    profile = np.flatnonzero(valid & (tier == 1))
+    if profile.size:
+        matched = context.matches(users[profile], items[profile])
+        phrase = context.attribute_phrase[users[profile]]
+        fallback = np.where(
+            pd.isna(phrase), BEST_SELLER, "chosen for " + pd.Series(phrase).astype(str)
+        )
+        reason[profile] = np.where(pd.isna(matched), fallback, matched)
+    history = np.flatnonzero(valid & (tier == 0))
+    if not history.size:
+        return reason
+    u, j = users[history], items[history]
+    if not isinstance(model, Blend):
+        reason[history] = FROM_HISTORY
+        return reason
+    names = [name for name, weight in model.weights.items() if weight]
+    contribution = np.stack(
+        [model.weights[name] * model.component_share(name, u, j) for name in names], axis=1
+    )
+    by_strength = strength_order(contribution)
+    everyone = np.ones(len(history), dtype=bool)
+    # The strongest contributor that can say something true speaks.
+    text, spoke = _strongest_speaker(
+        context, model, names, by_strength, u, j, everyone, [True] * len(names)
+    )
+    # "The next step after your mask" says why the category, not why this product: the
+    # next strongest source that speaks about the product is added.
+    if CATEGORY_TRANSITIONS in names:
+        step = names.index(CATEGORY_TRANSITIONS)
+        about_product = [
+            k != step and name not in (POPULARITY, SEGMENT_POPULARITY)
+            for k, name in enumerate(names)
+        ]
+        extra, _ = _strongest_speaker(
+            context, model, names, by_strength, u, j, spoke == step, about_product
+        )
+        joined = pd.Series(text).astype(str) + "; " + pd.Series(extra).astype(str)
+        text = np.where(pd.isna(extra), text, joined.to_numpy(dtype=object))
+    reason[history] = np.where(pd.isna(text), FROM_HISTORY, text)
+    return reason
+
+
+def strength_order(contribution: np.ndarray) -> np.ndarray:
+    """Each row's components, strongest contribution first; contributions equal to
+    CONTRIBUTION_DECIMALS decimals are tied and keep the blend's component order.
+
+    A user's scores come from a BLAS product whose last bits depend on how many users were
+    scored with them (a partition of 120 or of 300), and contributions that are equal in
+    exact arithmetic are common (two components that both rank the product first: 1.0 and
+    0.99999994). Rounded, they tie, so the reason never depends on the partitioning."""
+    rounded = np.round(contribution.astype(np.float64), CONTRIBUTION_DECIMALS)
+    return np.argsort(-rounded, axis=1, kind="stable")
+
+
+def _strongest_speaker(
+    context: ReasonContext,
+    model: Blend,
+    names: list[str],
+    by_strength: np.ndarray,
+    u: np.ndarray,
+    j: np.ndarray,
+    eligible: np.ndarray,
+    allowed: list[bool],
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the eligible pairs, the reason of the strongest allowed component that can say
+    something true (None: none can), and the index of the component that spoke (-1)."""
+    text = np.full(len(u), None, dtype=object)
+    spoke = np.full(len(u), -1)
+    for rank in range(len(names)):  # a handful of components, never users or products
+        open_ = eligible & pd.isna(text)
+        if not open_.any():
+            break
+        for k, name in enumerate(names):
+            pick = np.flatnonzero(open_ & (by_strength[:, rank] == k))
+            if pick.size and allowed[k]:
+                said = _reason_from(context, model, name, u[pick], j[pick])
+                text[pick] = said
+                spoke[pick[~pd.isna(said)]] = k
+    return text, spoke
+
+
+def _reason_from(context: ReasonContext, model: Blend, name: str, u: np.ndarray, j: np.ndarray):
+    component = model.components[name]
+    if name == TRANSITIONS:
+        return context.after_bought(component, u, j)
+    if name == ITEM_KNN:
+        return context.similar_to(component, u, j)
+    if name == CATEGORY_TRANSITIONS:
+        return context.next_step(u, j)
+    if name == SEGMENT_POPULARITY:
+        return context.popular_with(u)
+    if name == POPULARITY:
+        return np.full(len(u), BEST_SELLER, dtype=object)
+    return context.matches(u, j)

@@ -1,0 +1,1 @@
+"""Training: candidate models (one module per family in models/), tuning, and the model registry."""

@@ -1,0 +1,2 @@
+"""Validation: a Great Expectations suite per table; bad rows quarantined with their
+reasons, broken tables stop the run."""
