@@ -153,6 +153,11 @@ class NightlyParams(BaseModel):
             confine(value, "source")
         return confine_database(value, "source")
 
+    def continued_epochs(self, tuned_epochs: int) -> int | None:
+        """The refit's LightFM epochs from the evaluated model: refit_epochs, at most the
+        tuned epochs (None: the refit trains from scratch for the tuned epochs)."""
+        return min(self.refit_epochs, tuned_epochs) if self.refit_epochs else None
+
     def starting_models(self) -> ModelConfig:
         """The models' starting configuration (before tuning)."""
         return ModelConfig(

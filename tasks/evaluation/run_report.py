@@ -19,8 +19,13 @@ def metrics_document(
     snapshot: Snapshot,
     run: RunFolder,
     tuning: TuningResult | None = None,
+    trigger: str | None = None,
+    continued_epochs: int | None = None,
 ) -> dict:
-    """The keys `candidates`, `published` and `gate` are read by other programs: keep them."""
+    """The keys `candidates`, `published` and `gate` are read by other programs: keep them.
+    trigger: why the run was started (None for scheduled and hand-started runs);
+    continued_epochs: the refit's LightFM epochs from the evaluated model (None: from
+    scratch)."""
     return {
         "candidates": metrics,
         "published": decision.candidate if decision.passed else None,
@@ -38,6 +43,7 @@ def metrics_document(
             "note": "the metrics are those of the model trained on the split (test "
             "transactions held out); the published lists come from the same configuration "
             "refit on all data, the held-out latest transactions included",
+            "lightfm_continued_epochs": continued_epochs,
         },
         "tuning": (
             {
@@ -59,6 +65,7 @@ def metrics_document(
         },
         "data": {"counts": snapshot.counts, "fingerprint": snapshot.fingerprint},
         "run_id": run.run_id,
+        "trigger": trigger,
     }
 
 

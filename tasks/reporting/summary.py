@@ -1,0 +1,160 @@
+"""What a nightly run did, built from the stages' results: the summary the command line
+prints and the flow returns (and, refused, the message of GateRefusedError)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from tasks.evaluation.gate import GateDecision
+from tasks.publishing.publish import Publication
+from tasks.run_context import Snapshot
+from tasks.training.tune import TuningResult
+from tasks.validation.validate import ValidationReport
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    run_folder: Path
+    counts: dict[str, int]
+    quarantined: dict[str, int] = {}
+    row_accounting: dict[str, dict] = {}
+    data_docs: Path | None = None
+    data_report: Path | None = None
+    evaluation_report: Path | None = None
+    new_events: int = 0
+    already_ingested: int = 0
+    ignored_event_types: dict[str, int] = {}
+    metrics: dict[str, dict[str, float]]
+    chosen_blend: dict[str, float] = {}
+    reason: str | None = None
+    gate_passed: bool
+    gate_reasons: list[str]
+    published_version: str | None = None
+    published_path: Path | None = None
+    users_per_tier: dict[str, int] = {}
+    catalog_coverage_per_tier: dict[str, float] = {}
+    already_published: bool = False
+
+    def render(self) -> str:
+        lines = [
+            f"run {self.run_id} ({self.run_folder})",
+            *([f"started because: {self.reason}"] if self.reason else []),
+            "data: " + ", ".join(f"{n:,} {table}" for table, n in self.counts.items()),
+        ]
+        if self.already_ingested:
+            lines.append(
+                f"incremental: {self.new_events:,} new events, "
+                f"{self.already_ingested:,} already in the central dataset"
+            )
+        for table, account in self.row_accounting.items():
+            line = (
+                f"{table}: read {account['read']:,} = clean {account['clean']:,} "
+                f"+ quarantined {account['quarantined']:,}"
+            )
+            reasons = "; ".join(f"{n:,} {r}" for r, n in account["reasons"].items())
+            lines.append(line + (f" ({reasons})" if reasons else ""))
+        if self.data_docs:
+            lines.append(f"data docs: {self.data_docs / 'index.html'}")
+        if self.data_report:
+            lines.append(f"data report: {self.data_report}")
+        if self.evaluation_report:
+            lines.append(f"evaluation report: {self.evaluation_report}")
+        if self.ignored_event_types:
+            lines.append(
+                f"event types ignored (no weight in dataset.toml): {self.ignored_event_types}"
+            )
+        for name, m in self.metrics.items():
+            lines.append(
+                f"{name:>22}: NDCG@10 {m['NDCG@10']:.4f}  HR@10 {m['HR@10']:.4f}  "
+                f"precision@10 {m['precision@10']:.4f}  recall@10 {m['recall@10']:.4f}"
+            )
+        if self.chosen_blend:
+            lines.append(f"blend (tuned on the validation transaction): {self.chosen_blend}")
+        lines.append(f"gate: {'PASSED' if self.gate_passed else 'REFUSED'}")
+        lines += [f"  - {reason}" for reason in self.gate_reasons]
+        if self.already_published:
+            lines.append(
+                "already published from this snapshot with these settings: nothing retrained"
+            )
+        if self.published_path:
+            lines.append(f"published: {self.published_path} (version {self.published_version})")
+            tiers = ", ".join(
+                f"{n:,} {tier} (catalogue coverage {self.catalog_coverage_per_tier[tier]:.0%})"
+                for tier, n in self.users_per_tier.items()
+            )
+            lines.append(f"users per tier: {tiers}")
+        else:
+            lines.append("published: nothing (the previous `latest` stays)")
+        return "\n".join(lines)
+
+    @classmethod
+    def of_data(
+        cls,
+        run_id: str,
+        run_folder: Path,
+        snapshot: Snapshot,
+        validation: ValidationReport,
+        reason: str | None,
+    ) -> RunSummary:
+        """What was read, kept and quarantined; nothing judged yet."""
+        return cls(
+            run_id=run_id,
+            run_folder=run_folder,
+            counts=snapshot.counts,
+            quarantined=snapshot.quarantined,
+            row_accounting={t: a.model_dump() for t, a in validation.accounts.items()},
+            data_docs=validation.data_docs,
+            new_events=snapshot.n_new_events,
+            already_ingested=snapshot.n_already_ingested,
+            ignored_event_types=snapshot.ignored_event_types,
+            reason=reason,
+            metrics={},
+            gate_passed=False,
+            gate_reasons=[],
+        )
+
+    def judged(
+        self,
+        metrics: dict[str, dict[str, float]],
+        tuning: TuningResult,
+        decision: GateDecision,
+        data_report: Path,
+    ) -> RunSummary:
+        """With every candidate's metrics, the chosen blend and the gate's decision."""
+        return self.model_copy(
+            update={
+                "metrics": {n: {k: float(v) for k, v in m.items()} for n, m in metrics.items()},
+                "chosen_blend": tuning.config.blend,
+                "gate_passed": decision.passed,
+                "gate_reasons": decision.reasons,
+                "data_report": data_report,
+            }
+        )
+
+    def published_as(
+        self, publication: Publication, evaluation_report: Path | None = None
+    ) -> RunSummary:
+        """With the version that now serves."""
+        return self.model_copy(
+            update={
+                "evaluation_report": evaluation_report or self.evaluation_report,
+                "published_version": publication.version,
+                "published_path": publication.recommendations,
+                "users_per_tier": publication.users_per_tier,
+                "catalog_coverage_per_tier": publication.catalog_coverage_per_tier,
+            }
+        )
+
+    def found_published(self, publication: Publication, document: dict) -> RunSummary:
+        """A rerun that found its version published: that publication's figures."""
+        return self.published_as(publication).model_copy(
+            update={
+                "already_published": True,
+                "metrics": document["candidates"],
+                "chosen_blend": (document.get("tuning") or {}).get("chosen", {}).get("blend", {}),
+                "gate_passed": document["gate"]["passed"],
+                "gate_reasons": document["gate"]["reasons"],
+            }
+        )
