@@ -28,6 +28,7 @@ from flows.monitor import MonitorParams, monitor
 from flows.nightly import nightly
 from flows.params import NightlyParams
 from tasks.publishing.publish import PublishParams
+from tasks.run_context import DataRoot
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shown", type=int, default=10)
     args = parser.parse_args(argv)
     data_root = args.data_root or Path("data") / "bench" / f"ab_{args.preset}"
-    db = data_root / "demo" / "store.db"
-    if (data_root / "published").exists():
+    db = DataRoot.of(data_root).demo_store
+    if DataRoot.of(data_root).published.exists():
         parser.error(f"{data_root} has run before: the test needs a fresh store (rm -r it)")
 
     started = time.perf_counter()

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tasks.run_context import DataRoot
+
 DATA_DIR = Path("../shared/datasets/amazon-beauty")
 REPORTED = ("HR@10", "NDCG@10", "HR@20", "NDCG@20")
 PAPER_ROWS: dict[str, tuple[float, float, float, float]] = {
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     state = nightly(params, return_state=True)
     wall_s = time.perf_counter() - started
     outcome = state.result(raise_on_failure=False)  # a refused gate still wrote its metrics
-    runs = sorted((args.data_root / "runs").glob("*/metrics.json"))
+    runs = sorted(DataRoot.of(args.data_root).runs.glob("*/metrics.json"))
     if not runs:
         raise SystemExit(f"the nightly run did not finish: {outcome}")
     document = json.loads(runs[-1].read_text())

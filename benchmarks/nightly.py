@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from demo_store import PRESETS, generate_store, write_store
 from flows.nightly import nightly
 from flows.params import NightlyParams
+from tasks.run_context import DataRoot
 
 
 def stage_seconds(flow_run_id) -> dict[str, float]:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     data_root = args.data_root or Path("data") / "bench" / args.preset
-    db = data_root / "demo" / "store.db"
+    db = DataRoot.of(data_root).demo_store
     if args.data_root is not None:  # never delete anything from a folder the user names
         print(f"runs on top of what {data_root} holds (a first night needs an empty one)")
     elif not args.following_night:

@@ -28,7 +28,7 @@ from tasks.evaluation.evaluate import evaluation_for
 from tasks.features.build import build_features
 from tasks.features.split import split_events
 from tasks.ingest.extract import extract
-from tasks.run_context import RunFolder
+from tasks.run_context import DataRoot, RunFolder
 from tasks.training.train import HYBRID, ModelConfig, fit_candidate, training_data
 
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     data_root = Path("data") / "bench" / args.preset
-    db = data_root / "demo" / "store.db"
+    db = DataRoot.of(data_root).demo_store
     if not db.exists():
         write_store(generate_store(args.preset, args.seed), db)
     result = refit_benchmark(data_root, args.refit_epochs, args.seed)

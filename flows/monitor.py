@@ -38,7 +38,7 @@ from tasks.monitoring.measure import (
 )
 from tasks.reporting.monitor_report import write_monitor_report
 from tasks.reporting.run_index import write_index
-from tasks.run_context import RunFolder
+from tasks.run_context import DataRoot, RunFolder
 
 
 class MonitorParams(BaseModel):
@@ -168,7 +168,7 @@ def monitor(params: MonitorParams = MonitorParams()) -> MonitorReport:  # noqa: 
     source = params.nightly.resolved_source()
     dataset = DatasetSpec.from_toml(params.nightly.resolved_dataset_config(source))
     snapshot = extract(source, dataset, run, max_unjoined_share=1.0)
-    trained_on = data_root / "runs" / str(published.run_id) / "snapshot"
+    trained_on = DataRoot.of(data_root).run(str(published.run_id)) / "snapshot"
     known = {t: trained_on / f"{t}.parquet" for t in ("users", "products")}
     if not all(p.exists() for p in known.values()):
         raise NotPublishedError(

@@ -25,7 +25,7 @@ from tasks.publishing.publish import (
     writing_version,
 )
 from tasks.publishing.recommend import Experiment
-from tasks.run_context import Snapshot
+from tasks.run_context import DataRoot, Snapshot
 
 
 @flow(name="publish-recommendations")
@@ -52,7 +52,7 @@ def publish_recommendations(
     created_at = created_at or datetime.now(UTC)
     version = version or model_version(model_path, snapshot.fingerprint, created_at)
     experiment = Experiment(name=params.experiment, control_share=params.control_share)
-    with writing_version(Path(data_root) / "published", version) as staging:
+    with writing_version(DataRoot.of(data_root).published, version) as staging:
         bounds = partitions(snapshot.counts["users"], params.partition_users)
         parts = [staging / f"part-{i:05d}.parquet" for i in range(len(bounds))]
         futures = [

@@ -21,6 +21,7 @@ from tasks.errors import DamagedPublicationError, NotPublishedError, RunInProgre
 from tasks.locking import exclusive_run
 from tasks.publishing.publish import current_latest, switch_latest, verify_version
 from tasks.reporting.run_index import write_index
+from tasks.run_context import DataRoot
 from tasks.settings import confine, get_settings
 from tasks.training.registry import find_entry, mark_published
 from tasks.versions import VERSION_PATTERN
@@ -109,7 +110,7 @@ def rollback(params: RollbackParams) -> RollbackResult:
     """Check the version's files against its manifest, then switch `latest` to it.
     Holds the nightly run's lock: RunInProgressError while a nightly run is going."""
     data_root = Path(params.data_root)
-    published_root = data_root / "published"
+    published_root = DataRoot.of(data_root).published
     if not published_root.is_dir():  # checked first: a mistyped data root is not created
         raise NotPublishedError(f"nothing is published under {data_root} (no published/)")
     try:
@@ -123,7 +124,7 @@ def rollback(params: RollbackParams) -> RollbackResult:
 
 
 def _rollback(data_root: Path, version: str) -> RollbackResult:
-    published_root = data_root / "published"
+    published_root = DataRoot.of(data_root).published
     folder = published_root / version
     kept = kept_versions(published_root)
     if version not in kept:

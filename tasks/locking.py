@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks.errors import RunInProgressError, storage_error
+from tasks.run_context import DataRoot
 
 
 @contextmanager
@@ -29,7 +30,7 @@ def exclusive_run(
     `holder` (default `what`) is who holds it, as the refused one is told: a rollback
     takes the nightly lock too."""
     data_root = Path(data_root)
-    path = data_root / f".{what}.lock"
+    path = DataRoot.of(data_root).lock(what)
     try:
         data_root.mkdir(parents=True, exist_ok=True)
         handle = path.open("a+")

@@ -10,6 +10,57 @@ from pydantic import BaseModel
 TABLES: tuple[str, ...] = ("users", "products", "events")
 
 
+class DataRoot(BaseModel):
+    """Where everything lives under a data root (RECS_DATA_ROOT): one place for each path.
+
+    published/<version>/  published/latest   the publications and the one served
+    models/<version>/                          the registry (models/champion)
+    runs/<run_id>/  monitor/<run_id>/          one folder per nightly or monitor run
+    central/                                   the central dataset (incremental runs)
+    demo/store.db                              the embedded demo store
+    .nightly.lock                              one writer at a time
+    """
+
+    root: Path
+
+    @classmethod
+    def of(cls, data_root: Path | str) -> DataRoot:
+        return cls(root=Path(data_root))
+
+    @property
+    def published(self) -> Path:
+        return self.root / "published"
+
+    @property
+    def latest(self) -> Path:
+        return self.published / "latest"
+
+    def version(self, version: str) -> Path:
+        return self.published / version
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    @property
+    def central(self) -> Path:
+        return self.root / "central"
+
+    @property
+    def demo_store(self) -> Path:
+        return self.root / "demo" / "store.db"
+
+    def lock(self, what: str) -> Path:
+        return self.root / f".{what}.lock"
+
+
 class RunFolder(BaseModel):
     """Where one nightly run keeps everything it reads and writes: data/runs/<run_id>/."""
 
@@ -28,6 +79,10 @@ class RunFolder(BaseModel):
     @property
     def path(self) -> Path:
         return self.data_root / self.area / self.run_id
+
+    def quarantine(self, table: str) -> Path:
+        """`quarantine/<table>.parquet`: the rows of `table` set aside, with their reasons."""
+        return self.sub("quarantine", f"{table}.parquet")
 
     def sub(self, *parts: str) -> Path:
         target = self.path.joinpath(*parts)

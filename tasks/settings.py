@@ -58,7 +58,9 @@ class Settings(BaseSettings):
         return value
 
     def demo_store_path(self, data_root: Path | None = None) -> Path:
-        return Path(data_root or self.data_root) / "demo" / "store.db"
+        from tasks.run_context import DataRoot
+
+        return DataRoot.of(data_root or self.data_root).demo_store
 
     def default_source(self, data_root: Path | None = None) -> str:
         """RECS_SOURCE if set, else the embedded demo store under data_root."""

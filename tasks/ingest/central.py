@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from tasks.errors import DataValidationError
 from tasks.hashing import row_hashes
 from tasks.ingest.contract import canonical_order
-from tasks.run_context import RunFolder
+from tasks.run_context import DataRoot, RunFolder
 
 KEY_COLUMNS = ("user_id", "product_id", "event_type", "occurred_at")
 
@@ -42,7 +42,7 @@ class CentralState(BaseModel):
 
 
 def central_dir(data_root: Path) -> Path:
-    return Path(data_root) / "central"
+    return DataRoot.of(data_root).central
 
 
 def load_state(data_root: Path) -> CentralState | None:

@@ -159,7 +159,7 @@ def extract(
             bad = np.logical_or.reduce(list(labels.values()))
             failed = row_labels(len(raw), labels)[bad]
             append_quarantine(
-                run.sub("quarantine", f"{table}.parquet"),
+                run.quarantine(table),
                 quarantine_rows(raw[bad], failed, "unreadable value: " + failed),
             )
             quarantined[table] += int(bad.sum())
@@ -184,7 +184,7 @@ def extract(
         logger.info(
             "incremental: %d events since %s (%d older skipped)", len(events), since, before.sum()
         )
-    events_quarantine = run.sub("quarantine", "events.parquet")
+    events_quarantine = run.quarantine("events")
     orphan, reasons = unjoined_events(events, frames["users"], frames["products"])
     if orphan.any():
         share = orphan.mean()

@@ -29,7 +29,7 @@ from tasks.monitoring.drift import (
     share_drift,
 )
 from tasks.monitoring.live_metrics import Uplift, VariantPerformance, uplift, variant_performance
-from tasks.run_context import Snapshot
+from tasks.run_context import DataRoot, Snapshot
 
 
 class LiveThresholds(BaseModel):
@@ -91,7 +91,7 @@ class MonitorState(BaseModel):
 def read_published(data_root: Path, shown: int) -> PublishedState:
     """The version `latest` serves. `latest` is resolved once and everything is read from
     that folder, so a publication switching `latest` meanwhile cannot mix two versions."""
-    latest = Path(data_root) / "published" / "latest"
+    latest = DataRoot.of(data_root).latest
     if not latest.exists():
         raise NotPublishedError(
             f"nothing is published under {latest}: run the nightly flow before monitoring"

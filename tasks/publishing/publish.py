@@ -43,7 +43,7 @@ from tasks.publishing.recommend import (
     write_partition,
 )
 from tasks.publishing.tiers import TIERS
-from tasks.run_context import Snapshot
+from tasks.run_context import DataRoot, Snapshot
 
 
 class Publication(BaseModel):
@@ -86,7 +86,7 @@ def switch_latest(published_root: Path, version: str) -> None:
 
 def published_data_counts(data_root: Path) -> dict[str, int] | None:
     """Rows per table the published `latest` version was built from (None if none)."""
-    manifest = Path(data_root) / "published" / "latest" / "manifest.json"
+    manifest = DataRoot.of(data_root).latest / "manifest.json"
     if not manifest.exists():
         return None
     return json.loads(manifest.read_text()).get("data_counts")
@@ -243,7 +243,7 @@ def find_publication(data_root: Path, version: str, model_sha256: str) -> Public
     """The complete, intact publication of `version` made from the model `model_sha256`,
     or None. A folder whose files no longer match its manifest is reported and left to be
     replaced by the rerun."""
-    folder = Path(data_root) / "published" / version
+    folder = DataRoot.of(data_root).version(version)
     if not folder.is_dir():
         return None
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tasks.evaluation.run_report import write_run_metrics
 from tasks.publishing.publish import Publication, find_publication, switch_latest
-from tasks.run_context import RunFolder
+from tasks.run_context import DataRoot, RunFolder
 from tasks.training.registry import find_entry, mark_published, promote_champion
 
 
@@ -30,7 +30,7 @@ def finish_if_published(
     if publication is None:
         return None
     if not entry.published:  # killed after the folder was complete: finish the switch
-        switch_latest(Path(data_root) / "published", version)
+        switch_latest(DataRoot.of(data_root).published, version)
         promote_champion(data_root, version)
         mark_published(data_root, version)
     document = json.loads((publication.path / "metrics.json").read_text())

@@ -17,6 +17,7 @@ from pathlib import Path
 from prefect import task
 
 from tasks.reporting.report_html import page
+from tasks.run_context import DataRoot
 
 NIGHTLY_REPORTS = (
     ("data report", "reports/data_report.html"),
@@ -94,10 +95,10 @@ def _cells(values: list[str]) -> str:
 @task(name="write-index")
 def write_index(data_root: Path) -> Path:
     root = Path(data_root)
-    latest = root / "published" / "latest"
+    latest = DataRoot.of(root).latest
     manifest = _read(latest / "manifest.json") if latest.exists() else {}
     rows = []
-    for folder in sorted((root / "runs").glob("*"), reverse=True):
+    for folder in sorted(DataRoot.of(root).runs.glob("*"), reverse=True):
         if not folder.is_dir():
             continue
         metrics = _read(folder / "metrics.json")
@@ -136,7 +137,7 @@ def write_index(data_root: Path) -> Path:
                 ]
             )
         )
-    serving = _serving(root / "published", manifest)
+    serving = _serving(DataRoot.of(root).published, manifest)
     body = (
         "<h1>Recommendation runs</h1>"
         + serving

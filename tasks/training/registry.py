@@ -24,6 +24,7 @@ from prefect import task
 from pydantic import BaseModel
 
 from tasks.artifacts import FOLDER_MODE, artifact_sha256, restrict
+from tasks.run_context import DataRoot
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +71,7 @@ def code_version() -> str | None:
 
 
 def registry_root(data_root: Path) -> Path:
-    return Path(data_root) / "models"
+    return DataRoot.of(data_root).models
 
 
 def read_entry(data_root: Path, version: str) -> RegistryEntry:

@@ -589,7 +589,7 @@ def validate_snapshot(
         )
         outcomes += table_outcomes
         # One quarantine file per table: what extraction set aside, then this suite's.
-        quarantined = append_quarantine(run.path / "quarantine" / f"{table}.parquet", quarantined)
+        quarantined = append_quarantine(run.quarantine(table), quarantined)
         reasons = (
             quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
         )
