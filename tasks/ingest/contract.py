@@ -33,13 +33,21 @@ def as_id(values: pd.Series) -> pd.Series:
 
 
 # 05/06/2026, 13.05.2026, 5-6-26: day and month both first, and nothing says which is which.
+DAY_MONTH_FIRST = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b"
+
+
 def ambiguous_dates(values: pd.Series) -> pd.Series:
     """The text cells written day/month-first with digits only (05/06/2026), which a
     parser reads as May or June by guessing, cell by cell."""
     if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
         return values.iloc[:0]
-    text = values.astype("string")
-    parts = text.str.extract(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b").astype("Float64")
+    # Arrow's compiled regex finds the candidates (a pandas regex over 21M events took ~19 s);
+    # the few it finds are then read field by field.
+    candidates = pc.match_substring_regex(
+        pa.array(values.astype("string"), type=pa.string(), from_pandas=True), DAY_MONTH_FIRST
+    )
+    text = values[candidates.fill_null(False).to_numpy(zero_copy_only=False)].astype("string")
+    parts = text.str.extract(DAY_MONTH_FIRST).astype("Float64")
     first, second = parts[0], parts[1]
     # 31/31/2025 is no date either way: unreadable (quarantined), not ambiguous.
     a_date = first.between(1, 31) & second.between(1, 31) & (parts.min(axis=1) <= 12)

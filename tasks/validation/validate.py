@@ -646,10 +646,11 @@ def validate_snapshot(
     )
     if problems:
         raise DataValidationError(failure_message(problems))
-    # The data's clock and the central dataset follow the clean events only.
-    new_events, n_new = (
-        clean_new_events(snapshot.new_events, clean["events"]) if snapshot.new_events else (None, 0)
-    )
+    # The data's clock and the central dataset follow the clean events only (the new
+    # events are hashed again only when this suite set some events aside).
+    new_events, n_new = snapshot.new_events, snapshot.n_new_events
+    if new_events and len(clean["events"]) < snapshot.counts["events"]:
+        new_events, n_new = clean_new_events(new_events, clean["events"])
     times = clean["events"]["occurred_at"]
     clean_snapshot = snapshot.model_copy(
         update={
