@@ -77,12 +77,7 @@ CATEGORIES: dict[str, tuple[float, int, float, tuple[str, ...]]] = {
         28.0,
         ("ceramides", "squalane", "shea butter", "hyaluronic acid", "peptides", "glycerin"),
     ),
-    "sunscreen": (
-        0.10,
-        45,
-        22.0,
-        ("zinc oxide", "titanium dioxide", "niacinamide", "vitamin C"),
-    ),
+    "sunscreen": (0.10, 45, 22.0, ("zinc oxide", "titanium dioxide", "niacinamide", "vitamin C")),
     "mask": (0.07, 90, 18.0, ("salicylic acid", "hyaluronic acid", "centella asiatica")),
     "eye cream": (0.06, 90, 35.0, ("peptides", "retinol", "hyaluronic acid", "ceramides")),
     "exfoliant": (

@@ -439,6 +439,12 @@ def _simulate_events(
     return events
 
 
+def _places_within(counts: np.ndarray) -> np.ndarray:
+    """0, 1, …, counts[i] − 1 for each i in turn: a row's place within its group when
+    groups of `counts` rows follow one another (np.repeat's output)."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 def _funnel(
     rng: np.random.Generator,
     user: np.ndarray,
@@ -462,7 +468,7 @@ def _funnel(
     rating = np.clip(np.round(3.2 + 1.3 * (affinity - 1.0) + rng.normal(0, 0.7, n)), 1, 5)
 
     view_rows = np.repeat(np.arange(n), n_views)
-    order_in_visit = np.arange(len(view_rows)) - np.repeat(np.cumsum(n_views) - n_views, n_views)
+    order_in_visit = _places_within(n_views)
 
     parts = [
         ("view", view_rows, order_in_visit * 40 + 60),

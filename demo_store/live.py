@@ -51,6 +51,7 @@ from demo_store.generate import (
     _funnel,
     _gumbel_top_k,
     _join_flags,
+    _places_within,
     _weights_matrix,
     category_actives_weights,
 )
@@ -240,6 +241,149 @@ def _published_lists(path: Path | None, user_ids: pd.Series, product_ids: pd.Ser
     return user[known].astype(np.int64), product[known].astype(np.int64)
 
 
+@dataclass(frozen=True)
+class _Shelf:
+    """The published lists as the customers see them: customer i's shown products are
+    product[start[i] : start[i] + count[i]] (count 0: no list for them)."""
+
+    product: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def of(cls, user: np.ndarray, product: np.ndarray, n_users: int) -> _Shelf:
+        order = np.argsort(user, kind="stable")
+        user, product = user[order], product[order]
+        start = np.searchsorted(user, np.arange(n_users))
+        count = np.searchsorted(user, np.arange(n_users), side="right") - start
+        return cls(product, start, count)
+
+    def pairs(self, who: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(customer, shown product) per product on the visitors' shelves, and how many
+        products each visitor is shown."""
+        counts = self.count[who]
+        offsets = _places_within(counts)
+        return (
+            np.repeat(who, counts),
+            self.product[np.repeat(self.start[who], counts) + offsets],
+            counts,
+        )
+
+
+@dataclass(frozen=True)
+class _Shoppers:
+    """Everything a simulated day draws on: the ground truth, the products' hidden traits
+    (`hidden`, as the generator's choice and funnel read them), and per customer when they
+    signed up, how active they are, their category habits and their shelf."""
+
+    truth: GroundTruth
+    hidden: dict
+    in_stock: np.ndarray
+    signup: np.ndarray
+    activity: np.ndarray
+    category_pref: np.ndarray
+    shelf: _Shelf
+    start: int  # the window's first second: who signed up since is new (and curious)
+
+
+def _arrivals(
+    rng: np.random.Generator,
+    truth: GroundTruth,
+    users: pd.DataFrame,
+    products: pd.DataFrame,
+    scenario: str,
+    start: int,
+    end: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, GroundTruth]:
+    """(new users, new products, the ground truth grown for them) that `scenario` brings."""
+    new_users = users.iloc[:0]
+    new_products = products.iloc[:0]
+    if scenario == "new_users":
+        new_users, truth = _new_users(rng, truth, users, max(20, len(users) // 4), start, end)
+    if scenario == "launch":
+        new_products, truth = _new_products(
+            rng, truth, products, max(4, len(products) // 10), start
+        )
+    return new_users, new_products, truth
+
+
+def _hidden_traits(truth: GroundTruth, products: pd.DataFrame) -> tuple[dict, np.ndarray]:
+    """(the products' traits the generator's choice and funnel read, in-stock flags); an
+    out-of-stock product gets an appeal no customer chooses."""
+    in_stock = products["in_stock"].astype(bool).to_numpy()
+    hidden = {
+        "appeal": np.where(in_stock, truth.product_appeal, -50.0),
+        "category": truth.product_category,
+        "launched": _seconds(products["launched_at"]),
+        "price": products["price"].to_numpy(dtype=float),
+    }
+    return hidden, in_stock
+
+
+def _seasonal(category_pref: np.ndarray, scenario: str) -> np.ndarray:
+    """The customers' category log-weights, shifted by SEASON_SHIFT in the `season`."""
+    if scenario != "season":
+        return category_pref
+    shift = np.zeros(category_pref.shape[1], dtype=np.float32)
+    for name, value in SEASON_SHIFT.items():
+        shift[tuple(catalog.CATEGORIES).index(name)] = value
+    return category_pref + shift
+
+
+def _simulate_day(
+    rng: np.random.Generator, shoppers: _Shoppers, day_start: int
+) -> tuple[list[dict], int, int]:
+    """One day, vectorised over customers: (event frames, visits, shown products opened).
+    Each customer signed up by the day's end visits with a chance that grows with their
+    activity; a visitor browses a category as the generator's customers do, and opens
+    what their shelf shows (`_open_shown`)."""
+    signup = shoppers.signup
+    alive = np.flatnonzero(signup < day_start + DAY)
+    curious = np.where(signup[alive] >= shoppers.start, 3.0, 1.0)  # the new are curious
+    rate = VISITS_PER_USER_DAY * shoppers.activity[alive] * curious
+    who = alive[rng.random(len(alive)) < np.minimum(rate, 0.9)]
+    if not len(who):
+        return [], 0, 0
+    at = day_start + rng.integers(0, DAY - 3600, size=len(who))
+    at = np.maximum(at, signup[who] + 60)
+    category = _gumbel_top_k(rng, shoppers.category_pref[who], 1)[:, 0]
+    product, affinity = _choose_products(rng, shoppers.truth, shoppers.hidden, who, category, at)
+    ok = product >= 0
+    frames = [_funnel(rng, who[ok], product[ok], affinity[ok], at[ok], shoppers.hidden)]
+    shelf, opens = _open_shown(rng, shoppers, who, at)
+    if shelf is not None:
+        frames.append(shelf)
+    return frames, len(who), opens
+
+
+def _open_shown(
+    rng: np.random.Generator, shoppers: _Shoppers, who: np.ndarray, at: np.ndarray
+) -> tuple[dict | None, int]:
+    """The recommendations the visitors are shown: each opened with probability
+    OPEN_RECOMMENDATION × σ(affinity − own find), then through the funnel, its events
+    placed on the shelf. (the funnel's events or None, how many were opened)"""
+    truth = shoppers.truth
+    pair_user, pair_product, counts = shoppers.shelf.pairs(who)
+    pair_at = np.repeat(at, counts) + 30
+    pair_affinity = truth.affinity(pair_user, pair_product)
+    own = np.repeat(_own_find(rng, truth, shoppers.hidden, who), counts)
+    interest = 1 / (1 + np.exp(-(pair_affinity - own)))
+    chance = OPEN_RECOMMENDATION * interest
+    opened = (rng.random(len(pair_user)) < chance) & shoppers.in_stock[pair_product]
+    if not opened.any():
+        return None, 0
+    shelf = _funnel(
+        rng,
+        pair_user[opened],
+        pair_product[opened],
+        pair_affinity[opened],
+        pair_at[opened],
+        shoppers.hidden,
+    )
+    shelf["placement"] = np.full(len(shelf["user_id"]), PLACEMENT, dtype=object)
+    return shelf, int(opened.sum())
+
+
 def advance_store(
     db_path: Path,
     days: int,
@@ -264,89 +408,29 @@ def advance_store(
     users, products, history, last, max_event_id = _read(db_path)
     start = int(last.timestamp()) + 1
     end = start + days * DAY
-
-    new_users = users.iloc[:0]
-    new_products = products.iloc[:0]
-    if scenario == "new_users":
-        new_users, truth = _new_users(rng, truth, users, max(20, len(users) // 4), start, end)
-    if scenario == "launch":
-        new_products, truth = _new_products(
-            rng, truth, products, max(4, len(products) // 10), start
-        )
+    new_users, new_products, truth = _arrivals(rng, truth, users, products, scenario, start, end)
     all_users = pd.concat([users, new_users], ignore_index=True)
     all_products = pd.concat([products, new_products], ignore_index=True)
-    signup = _seconds(all_users["signup_at"])
-    hidden = {
-        "appeal": truth.product_appeal,
-        "category": truth.product_category,
-        "launched": _seconds(all_products["launched_at"]),
-        "price": all_products["price"].to_numpy(dtype=float),
-    }
-    in_stock = all_products["in_stock"].astype(bool).to_numpy()
-    hidden["appeal"] = np.where(in_stock, hidden["appeal"], -50.0)  # out of stock: not bought
-    rec_user, rec_product = _published_lists(
+    hidden, in_stock = _hidden_traits(truth, all_products)
+    shown_user, shown_product = _published_lists(
         recommendations, all_users["user_id"], all_products["product_id"], shown
     )
-    rec_order = np.argsort(rec_user, kind="stable")
-    rec_user, rec_product = rec_user[rec_order], rec_product[rec_order]
-    rec_start = np.searchsorted(rec_user, np.arange(len(all_users)))
-    rec_count = np.searchsorted(rec_user, np.arange(len(all_users)), side="right") - rec_start
-
-    category_pref = truth.user_category_pref
-    if scenario == "season":
-        shift = np.zeros(category_pref.shape[1], dtype=np.float32)
-        for name, value in SEASON_SHIFT.items():
-            shift[tuple(catalog.CATEGORIES).index(name)] = value
-        category_pref = category_pref + shift
-    activity = rng.lognormal(0, 0.6, size=len(all_users))
-
+    shoppers = _Shoppers(
+        truth=truth,
+        hidden=hidden,
+        in_stock=in_stock,
+        signup=_seconds(all_users["signup_at"]),
+        activity=rng.lognormal(0, 0.6, size=len(all_users)),
+        category_pref=_seasonal(truth.user_category_pref, scenario),
+        shelf=_Shelf.of(shown_user, shown_product, len(all_users)),
+        start=start,
+    )
     frames, visits, opens = [], 0, 0
     for day in range(days):  # a loop over days; every day is vectorised over customers
-        day_start = start + day * DAY
-        alive = np.flatnonzero(signup < day_start + DAY)
-        rate = (
-            VISITS_PER_USER_DAY
-            * activity[alive]
-            * np.where(
-                signup[alive] >= start,
-                3.0,
-                1.0,  # the new are curious
-            )
-        )
-        who = alive[rng.random(len(alive)) < np.minimum(rate, 0.9)]
-        if not len(who):
-            continue
-        visits += len(who)
-        at = day_start + rng.integers(0, DAY - 3600, size=len(who))
-        at = np.maximum(at, signup[who] + 60)
-        category = _gumbel_top_k(rng, category_pref[who], 1)[:, 0]
-        product, affinity = _choose_products(rng, truth, hidden, who, category, at)
-        ok = product >= 0
-        frames.append(_funnel(rng, who[ok], product[ok], affinity[ok], at[ok], hidden))
-        # The recommendations they are shown: open each with P ∝ their affinity for it.
-        counts = rec_count[who]
-        pair_user = np.repeat(who, counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        pair_product = rec_product[np.repeat(rec_start[who], counts) + offsets]
-        pair_at = np.repeat(at, counts) + 30
-        pair_affinity = truth.affinity(pair_user, pair_product)
-        own = np.repeat(_own_find(rng, truth, hidden, who), counts)
-        interest = 1 / (1 + np.exp(-(pair_affinity - own)))
-        opened = (rng.random(len(pair_user)) < OPEN_RECOMMENDATION * interest) & in_stock[
-            pair_product
-        ]
-        opens += int(opened.sum())
-        if opened.any():
-            shelf = _funnel(
-                rng,
-                pair_user[opened],
-                pair_product[opened],
-                pair_affinity[opened],
-                pair_at[opened],
-                hidden,
-            )
-            shelf["placement"] = np.full(len(shelf["user_id"]), PLACEMENT, dtype=object)
-            frames.append(shelf)
+        day_frames, day_visits, day_opens = _simulate_day(rng, shoppers, start + day * DAY)
+        frames += day_frames
+        visits += day_visits
+        opens += day_opens
     frames += _habits(rng, truth, history, all_users, all_products, hidden, start, end)
     events = _event_table(frames, all_users, all_products, end, max_event_id)
     _append(db_path, new_users, new_products, events, truth, pd.Timestamp(end, unit="s", tz="UTC"))

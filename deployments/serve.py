@@ -3,9 +3,10 @@
     make server     # terminal 1: prefect server start on 127.0.0.1:4200
     make serve      # terminal 2: this module; runs `nightly` and `monitor` on schedule
 
-The same deployments are declared in deployments/prefect.yaml for a work pool
-(`prefect deploy --all --prefect-file deployments/prefect.yaml`); `definitions()` is the
-single description both follow (a test compares them).
+`definitions()` is the one description of the deployments: this module serves them, and
+deployments/prefect.yaml (for a work pool: `prefect deploy --all --prefect-file
+deployments/prefect.yaml`) is generated from it by `python -m deployments.serve
+--write-prefect-yaml` (a test fails when the file and the description differ).
 
 Schedules come from the environment (tasks.settings): RECS_TIMEZONE (default UTC),
 RECS_NIGHTLY_CRON (default "0 2 * * *"), RECS_MONITOR_CRON (default "0 6 * * *").
@@ -15,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import prefect
+import yaml
 from prefect import Flow, serve
 from prefect.schedules import Cron
 
@@ -86,12 +90,71 @@ def runner_deployments(settings: Settings | None = None) -> list[Any]:
     ]
 
 
+PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
+WORK_POOL = "recs-process"
+PREFECT_YAML_HEADER = f"""\
+# Generated from deployments/serve.py::definitions by
+#   python -m deployments.serve --write-prefect-yaml
+# (edit the definitions, not this file; a test fails when they differ).
+# The pipeline's deployments for a work pool (production). From the repository root:
+#   prefect work-pool create {WORK_POOL} --type process
+#   prefect deploy --all --prefect-file deployments/prefect.yaml
+#   prefect worker start --pool {WORK_POOL}
+# Schedules: the cron lines are read in `timezone` (an IANA name such as Europe/Paris), so
+# 02:00 stays 02:00 local time across daylight saving (RECS_TIMEZONE, RECS_NIGHTLY_CRON and
+# RECS_MONITOR_CRON when generating).
+# A process worker starts each flow run in a fresh temporary folder: the `pull` step moves
+# the run into this checkout first. {{{{ $PWD }}}} is filled in by `prefect deploy` (run it
+# from the repository root, on the machine the worker runs on; the worker uses that
+# checkout's .venv: start it with .venv/bin/prefect worker start --pool {WORK_POOL}).
+"""
+
+
+def prefect_yaml(settings: Settings | None = None) -> str:
+    """deployments/prefect.yaml as the definitions describe it."""
+    settings = settings or get_settings()
+    project = {
+        "name": "beauty-recs",
+        "prefect-version": prefect.__version__,
+        "build": None,
+        "push": None,
+        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}],
+        "deployments": [
+            {
+                "name": d.name,
+                "entrypoint": f"{d.flow.fn.__module__.replace('.', '/')}.py:{d.flow.fn.__name__}",
+                "description": d.description,
+                "tags": list(d.tags),
+                "enforce_parameter_schema": True,
+                **({"concurrency_limit": d.concurrency_limit} if d.concurrency_limit else {}),
+                "schedules": (
+                    [{"cron": d.cron, "timezone": settings.timezone, "active": True}]
+                    if d.cron
+                    else []
+                ),
+                "work_pool": {"name": WORK_POOL, "work_queue_name": "default"},
+            }
+            for d in definitions(settings)
+        ],
+    }
+    return PREFECT_YAML_HEADER + yaml.safe_dump(project, sort_keys=False, width=100)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__)
     parser.add_argument(
         "--limit", type=int, default=2, help="flow runs executed at the same time (default 2)"
     )
+    parser.add_argument(
+        "--write-prefect-yaml",
+        action="store_true",
+        help=f"write {PREFECT_YAML.name} from the definitions instead of serving",
+    )
     args = parser.parse_args(argv)
+    if args.write_prefect_yaml:
+        PREFECT_YAML.write_text(prefect_yaml())
+        print(PREFECT_YAML)
+        return
     serve(*runner_deployments(), limit=args.limit)
 
 

@@ -28,7 +28,7 @@ from tasks.monitoring.measure import (
     Decision,
     LiveThresholds,
     Windows,
-    decide,
+    decide_retraining,
     load_state,
     measure_drift,
     measure_live_performance,
@@ -180,7 +180,7 @@ def monitor(params: MonitorParams = MonitorParams()) -> MonitorReport:  # noqa: 
     )
     performance, lift = measure_live_performance(snapshot, dataset, published, params.shown)
     state = load_state(data_root)
-    decision = decide(
+    decision = decide_retraining(
         drift,
         unknown,
         performance,

@@ -1,50 +1,36 @@
-"""The nightly flow: extract → validate → split → features → tune → train → evaluate → gate
-→ refit → register → publish.
+"""The nightly flow: ingest (extract → validate → central dataset) → split → features →
+tune → train (with the champion) → evaluate → gate → refit → register → publish → promote.
 
 python -m flows.nightly --help
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from functools import partial
-from pathlib import Path
-
 from prefect import flow, get_run_logger, runtime
 
 from flows.cli import parse_params, run_cli
+from flows.ingest import ingest
 from flows.params import NightlyParams
-from flows.publish import publish
+from flows.publish import release
 from tasks.dataset import DatasetSpec
 from tasks.errors import GateRefusedError
 from tasks.evaluation.evaluate import evaluate_candidates
 from tasks.evaluation.gate import gate
 from tasks.evaluation.run_report import metrics_document, write_run_metrics
-from tasks.features.build import build_features
+from tasks.features.build import build_stage_features
 from tasks.features.split import split_events
-from tasks.ingest.central import commit_central
-from tasks.ingest.extract import extract
 from tasks.locking import exclusive_run
-from tasks.publishing.publish import Publication, published_data_counts
-from tasks.publishing.release import finish_if_published
+from tasks.publishing.release import finish_if_published, refuse
 from tasks.reporting.data_report import write_data_report
 from tasks.reporting.evaluation_report import write_evaluation_report
 from tasks.reporting.run_index import write_index
 from tasks.reporting.summary import RunSummary
-from tasks.run_context import RunFolder, Snapshot
+from tasks.run_context import RunFolder
 from tasks.training.champion import with_champion
-from tasks.training.registry import (
-    RegistryEntry,
-    artifact_path,
-    current_champion,
-    mark_published,
-    promote_champion,
-    register_model,
-)
+from tasks.training.refit import refit
+from tasks.training.registry import ModelRecord, current_champion
 from tasks.training.train import BLEND, POPULARITY, train_candidates
 from tasks.training.tune import tune
-from tasks.validation.validate import validate_snapshot
 from tasks.versions import run_inputs, run_version
 
 __all__ = ["GateRefusedError", "RunSummary", "main", "nightly"]
@@ -65,170 +51,59 @@ def _nightly(params: NightlyParams) -> RunSummary:
     if params.reason:
         get_run_logger().info("started because: %s", params.reason)
 
-    incremental = params.extraction == "incremental"
-    snapshot = extract.with_options(retries=params.source_retries)(
-        source, dataset, run, params.max_unjoined_share, incremental, params.late_arrival_hours
-    )
-    snapshot, validation = validate_snapshot(
-        snapshot,
-        dataset,
-        run,
-        params.max_quarantine_share,
-        previous_counts=published_data_counts(params.data_root),
-    )
-    commit_central(
-        params.data_root,
-        run,
-        snapshot.new_events,
-        not incremental,
-        snapshot.high_water_mark,
-        snapshot.sources,
-    )
-    summary = RunSummary.of_data(run.run_id, run.path, snapshot, validation, params.reason)
+    # Ingest: read the source, set bad rows aside, keep the central dataset.
+    snapshot, validation = ingest(source, dataset, run, params.ingest)
+    summary = RunSummary.of_data(run, snapshot, validation, params.reason)
     # Same snapshot, same settings, same code: same version id, found published and intact.
     version = run_version(
         snapshot.fingerprint, snapshot.high_water_mark, run_inputs(params, dataset)
     )
     if done := finish_if_published(params.data_root, version, run, params.reason):
-        write_index(params.data_root)
         return summary.found_published(*done)
 
+    # Features: the split first, then each stage's features from its own training events.
     data_report = write_data_report(snapshot, dataset, run)
     split = split_events(snapshot, dataset, run, params.holdout_gap_hours, params.split_cutoff)
-    # Behaviour features per stage, each from that stage's training events only.
-    features = {
-        stage: build_features(snapshot, dataset, run, events, stage)
-        for stage, events in (
-            ("tune", split.tune_train_events),
-            ("evaluate", split.train_events),
-            ("final", snapshot.tables["events"]),
-        )
-    }
-    common = dict(
-        snapshot=snapshot,
-        dataset=dataset,
-        seed=params.seed,
-        num_threads=params.num_threads,
-        run=run,
-    )
-    tuning = tune(
-        split,
-        features=features["tune"],
-        config=params.starting_models(),
-        params=params.tuning,
-        min_coverage=params.gate.min_coverage,
-        **common,
-    )
+    features = build_stage_features(snapshot, dataset, run, split)
+
+    # Training: tune on the validation transactions, train every candidate, and the champion.
+    context = params.training(snapshot, dataset, run)
+    models = params.starting_models()
+    tuning = tune(split, features.tune, models, params.tuning, context, params.gate.min_coverage)
+    keep_states = params.refit_epochs is not None  # the refit continues from these models
     candidates = train_candidates(
-        split.train_events,
-        features=features["evaluate"],
-        config=tuning.config,
-        keep_states=params.refit_epochs is not None,
-        **common,
+        split.train_events, features.evaluate, tuning.config, context, keep_states=keep_states
     )
     champion = current_champion(params.data_root)
     candidates = with_champion(
-        candidates, champion, tuning.config, split.train_events, features["evaluate"], **common
+        candidates, champion, tuning.config, split.train_events, features.evaluate, context
     )
+
+    # Evaluation and the gate: every candidate on the same test users, then the decision.
     metrics = evaluate_candidates(
         candidates, split, snapshot, dataset, run, max_users=params.max_test_users, seed=params.seed
     )
     decision = gate(
-        metrics,
-        BLEND,
-        POPULARITY,
-        params.gate,
-        run.path / "evaluation" / "per_user_ndcg.parquet",
-        champion.version if champion else None,
+        metrics, BLEND, POPULARITY, params.gate, run.per_user_ndcg, champion and champion.version
     )
     continued = params.continued_epochs(tuning.config.lightfm.epochs)
-    document = metrics_document(
-        metrics,
-        decision,
-        split,
-        snapshot,
+    document = write_run_metrics(
+        metrics_document(metrics, decision, split, snapshot, run, tuning, params.reason, continued),
         run,
-        tuning,
-        trigger=params.reason,
-        continued_epochs=continued,
     )
-    write_run_metrics(document, run)
     summary = summary.judged(metrics, tuning, decision, data_report.path)
-    register = partial(
-        register_model,
-        data_root=params.data_root,
-        version=version,
-        run_id=run.run_id,
-        config=tuning.config.model_dump(mode="json"),
-        metrics=metrics[BLEND],
-        gate=document["gate"],
-        data_fingerprint=snapshot.fingerprint,
-    )
+    record = ModelRecord.judged(version, document, BLEND, tuning.config)
     if not decision.passed:
-        report = write_evaluation_report(document, snapshot, dataset, run)
-        register(
-            model_path=candidates[BLEND].vectors,
-            refit_on_all_data=False,
-            published=False,
-            created_at=datetime.now(UTC),
-        )
-        write_index(params.data_root)
-        raise GateRefusedError(
-            summary.model_copy(update={"evaluation_report": report.path}).render()
-        )
+        refuse(record, candidates[BLEND].vectors, document, summary, snapshot, dataset, run)
 
-    # The gate judged the model trained without the test purchases; the published one
-    # is refit with the same settings on everything, so the latest purchases count too
-    # (LightFM continues from the judged model for a few epochs: refit_epochs).
-    final = train_candidates(
-        snapshot.tables["events"],
-        features=features["final"],
-        config=tuning.config,
-        stage="final",
-        only_blend=True,
-        continue_from=candidates,
-        continue_epochs=continued,
-        **common,
+    # Refit on every event (LightFM continues from the judged model), then publish.
+    final = refit(
+        snapshot.tables["events"], features.final, tuning.config, candidates, continued, context
     )
-    publication = release(
-        register, final[BLEND].vectors, params, version, snapshot, dataset, document
-    )
+    publication = release(final.vectors, record, snapshot, dataset, document, params)
     report = write_evaluation_report(document, snapshot, dataset, run, publication.recommendations)
     write_index(params.data_root)
     return summary.published_as(publication, report.path)
-
-
-def release(
-    register: Callable[..., RegistryEntry],
-    model_path: Path,
-    params: NightlyParams,
-    version: str,
-    snapshot: Snapshot,
-    dataset: DatasetSpec,
-    document: dict,
-) -> Publication:
-    """Register the refit model, publish from the registry's copy (every scoring process
-    loads the model only if its files still hash to what the registry recorded), then make
-    it the champion; `published: true` in the registry is written last, meaning all done."""
-    created_at = datetime.now(UTC)
-    entry = register(
-        model_path=model_path, refit_on_all_data=True, published=False, created_at=created_at
-    )
-    publication = publish(
-        artifact_path(params.data_root, version),
-        snapshot,
-        dataset,
-        document,
-        params.top_n,
-        params.data_root,
-        params.publishing,
-        model_sha256=entry.artifact_sha256,
-        version=version,
-        created_at=created_at,
-    )
-    promote_champion(params.data_root, publication.version)
-    mark_published(params.data_root, version)
-    return publication
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,25 +5,27 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from flows.ingest import IngestOptions
+from tasks.dataset import DatasetSpec
 from tasks.evaluation.gate import GateParams
 from tasks.ingest.sources.errors import masked_url
 from tasks.publishing.publish import PublishParams
+from tasks.run_context import RunFolder, Snapshot
 from tasks.settings import confine, confine_database, get_settings
-from tasks.training.models.lightfm_hybrid import LightFMParams
-from tasks.training.models.neighbours import ItemKNNParams
-from tasks.training.models.transitions import TransitionParams
-from tasks.training.train import DEFAULT_BLEND, ModelConfig
+from tasks.training.models import families
+from tasks.training.train import DEFAULT_BLEND, ModelConfig, TrainingContext
 from tasks.training.tune import TuningParams
+from tasks.versions import OPERATIONAL
 
 
-class NightlyParams(BaseModel):
-    """Everything a nightly run can be told."""
+class _BeforeTheModels(BaseModel):
+    """The nightly's parameters up to the model families' (NightlyParams holds them all)."""
 
-    source: str | None = Field(
+    source: Annotated[str | None, OPERATIONAL] = Field(
         None,
         description=(
             "where the shop's data is: a SQLAlchemy URL (sqlite:///..., "
@@ -32,30 +34,30 @@ class NightlyParams(BaseModel):
             "environment, else the embedded demo store. Never put a password here."
         ),
     )
-    source_secret: str | None = Field(
+    source_secret: Annotated[str | None, OPERATIONAL] = Field(
         None,
         description="name of a Prefect Secret block holding the source URL (with its password)",
     )
-    source_retries: int = Field(
+    source_retries: Annotated[int, OPERATIONAL] = Field(
         2, ge=0, le=10, description="retries (with backoff) when a source does not answer"
     )
-    data_root: Path = Field(
+    data_root: Annotated[Path, OPERATIONAL] = Field(
         default_factory=lambda: get_settings().data_root,
         description="folder for runs, models and published recommendations",
     )
-    dataset_config: Path | None = Field(
+    dataset_config: Annotated[Path | None, OPERATIONAL] = Field(
         None,
         description=(
             "dataset.toml: features, event weights, per-table sources. Empty = the "
             "dataset.toml inside a files source, else the demo store's"
         ),
     )
-    extraction: Literal["full", "incremental"] = Field(
+    extraction: Annotated[Literal["full", "incremental"], OPERATIONAL] = Field(
         "full",
         description="full: read every event; incremental: only events since the central "
         "dataset's high-water mark (minus late_arrival_hours), appended without duplicates",
     )
-    late_arrival_hours: float = Field(
+    late_arrival_hours: Annotated[float, OPERATIONAL] = Field(
         72.0, ge=0, le=8760, description="how late an event may arrive and still be caught"
     )
     max_unjoined_share: float = Field(
@@ -89,12 +91,13 @@ class NightlyParams(BaseModel):
         default_factory=PublishParams,
         description="versions kept, scoring partitions, local or Dask task runner",
     )
-    model: LightFMParams = Field(
-        default_factory=LightFMParams,
-        description="LightFM's starting point; tuning tries others and keeps the best",
-    )
-    item_knn: ItemKNNParams = Field(default_factory=ItemKNNParams)
-    transitions: TransitionParams = Field(default_factory=TransitionParams)
+
+
+# Then each model family's section of parameters, as the family declares it (`model` for
+# LightFM, `item_knn`, `transitions`: tasks/training/models/families.py), then the rest.
+class NightlyParams(families.settings_model("_WithTheModels", _BeforeTheModels, flow=True)):
+    """Everything a nightly run can be told."""
+
     blend: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_BLEND),
         description="starting blend weights per candidate; tuning tries others",
@@ -120,7 +123,7 @@ class NightlyParams(BaseModel):
         "again from scratch for the tuned epochs",
     )
     seed: int = Field(42, ge=0, description="random seed of training")
-    reason: str | None = Field(
+    reason: Annotated[str | None, OPERATIONAL] = Field(
         None,
         max_length=2000,
         description="why this run was started (monitoring fills it in when it retrains)",
@@ -153,6 +156,28 @@ class NightlyParams(BaseModel):
             confine(value, "source")
         return confine_database(value, "source")
 
+    @property
+    def ingest(self) -> IngestOptions:
+        """What the ingest stage is told (flows/ingest.py)."""
+        return IngestOptions(
+            data_root=self.data_root,
+            source_retries=self.source_retries,
+            incremental=self.extraction == "incremental",
+            late_arrival_hours=self.late_arrival_hours,
+            max_unjoined_share=self.max_unjoined_share,
+            max_quarantine_share=self.max_quarantine_share,
+        )
+
+    def training(self, snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder) -> TrainingContext:
+        """What every training task of this run shares (tune, train_candidates, refit)."""
+        return TrainingContext(
+            snapshot=snapshot,
+            dataset=dataset,
+            run=run,
+            seed=self.seed,
+            num_threads=self.num_threads,
+        )
+
     def continued_epochs(self, tuned_epochs: int) -> int | None:
         """The refit's LightFM epochs from the evaluated model: refit_epochs, at most the
         tuned epochs (None: the refit trains from scratch for the tuned epochs)."""
@@ -161,9 +186,7 @@ class NightlyParams(BaseModel):
     def starting_models(self) -> ModelConfig:
         """The models' starting configuration (before tuning)."""
         return ModelConfig(
-            lightfm=self.model,
-            item_knn=self.item_knn,
-            transitions=self.transitions,
+            **{s.key: getattr(self, s.flow_name) for s in families.all_settings()},
             popularity_half_life_days=self.popularity_half_life_days,
             blend=self.blend,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from pydantic import BaseModel
 
 TABLES: tuple[str, ...] = ("users", "products", "events")
@@ -16,6 +17,7 @@ class DataRoot(BaseModel):
     published/<version>/  published/latest   the publications and the one served
     models/<version>/                          the registry (models/champion)
     runs/<run_id>/  monitor/<run_id>/          one folder per nightly or monitor run
+    monitor/state.json                         the monitor's memory (cooldowns, retrains)
     central/                                   the central dataset (incremental runs)
     demo/store.db                              the embedded demo store
     .nightly.lock                              one writer at a time
@@ -50,6 +52,14 @@ class DataRoot(BaseModel):
         return self.runs / run_id
 
     @property
+    def monitor(self) -> Path:
+        return self.root / "monitor"
+
+    @property
+    def monitor_state(self) -> Path:
+        return self.monitor / "state.json"
+
+    @property
     def central(self) -> Path:
         return self.root / "central"
 
@@ -80,6 +90,11 @@ class RunFolder(BaseModel):
     def path(self) -> Path:
         return self.data_root / self.area / self.run_id
 
+    @property
+    def per_user_ndcg(self) -> Path:
+        """`evaluation/per_user_ndcg.parquet`: every candidate's NDCG@10 per test user."""
+        return self.sub("evaluation", "per_user_ndcg.parquet")
+
     def quarantine(self, table: str) -> Path:
         """`quarantine/<table>.parquet`: the rows of `table` set aside, with their reasons."""
         return self.sub("quarantine", f"{table}.parquet")
@@ -107,6 +122,10 @@ class Snapshot(BaseModel):
     high_water_mark: datetime | None = None
     incremental: bool = False
 
+    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """One table of the snapshot (only `columns`, when given)."""
+        return pd.read_parquet(self.tables[table], columns=columns)
+
 
 class FeatureSet(BaseModel):
     user_features: Path  # scipy.sparse .npz, rows in users-table order (with behaviour)
@@ -116,6 +135,15 @@ class FeatureSet(BaseModel):
     names: Path  # JSON: feature names of both matrices
     n_user_features: int
     n_item_features: int
+
+
+class StageFeatures(BaseModel):
+    """Features per stage, each built from that stage's training events only, so no stage
+    sees behaviour from the transactions it is judged on."""
+
+    tune: FeatureSet  # from the tuning split's training events
+    evaluate: FeatureSet  # from the evaluation split's training events
+    final: FeatureSet  # from every event: the published model's
 
 
 class Split(BaseModel):

@@ -15,11 +15,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tasks.errors import PathOutsideAllowedRootsError
 
-# No internet here and no phoning home from users' nightly jobs: telemetry off by default.
-for _name, _value in {
+# No internet here and no phoning home from users' nightly jobs: telemetry off by default,
+# for this process and every process it starts (the Makefile exports the same for the
+# commands it runs that are not ours, such as `prefect server start`).
+OFFLINE_ENVIRONMENT = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "GX_ANALYTICS_ENABLED": "False",
+}
+for _name, _value in {
+    **OFFLINE_ENVIRONMENT,
     # The ephemeral API's first start migrates its database: give a slow disk time.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }.items():

@@ -8,6 +8,7 @@ without Prefect, so a test can SIGKILL it at any moment of a publication.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ def publish_once(root: Path, seed: int, keep: int) -> str:
     complete_version(
         staging,
         parts,
-        {"seed": seed},
+        json.dumps({"seed": seed}),
         {"model_version": version, "data_until": created.isoformat()},
         keep,
     )

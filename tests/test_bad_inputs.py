@@ -62,6 +62,18 @@ class Shop:
     def rows(self, event_type: str, n: int = 1) -> pd.Index:
         return self.events.index[self.events["event_type"] == event_type][:n]
 
+    def user_without_events(self) -> pd.Index:
+        """A user no event names, so changing them quarantines no event."""
+        without_events = ~self.users["user_id"].isin(self.events["user_id"])
+        return self.users.index[without_events][:1]
+
+    def expect_product_quarantined(self, product: str) -> None:
+        """The product and, as they then do not join, its events."""
+        self.expected["products"] = {product}
+        self.expected["events"] = set(
+            self.events.loc[self.events["product_id"] == product, "event_id"]
+        )
+
     @property
     def config(self) -> Path:
         return self.folder / "dataset.toml"
@@ -159,17 +171,39 @@ def quarantined_ids(outcome: Outcome, table: str) -> set:
 # ---- cases that quarantine exactly the bad rows --------------------------------------
 
 
-def text_in_numeric(shop: Shop):
-    row = shop.rows("purchase")
-    shop.events.loc[row, "quantity"] = "two"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
+def bad_event_value(event_type: str, column: str, value, n: int = 1) -> Callable[[Shop], None]:
+    """A case: the first `n` events of `event_type` get `value` in `column` (one value, or
+    one per row); exactly those events are quarantined."""
+
+    def case(shop: Shop):
+        rows = shop.rows(event_type, n)
+        shop.events.loc[rows, column] = value
+        shop.expected["events"] = set(shop.events.loc[rows, "event_id"])
+
+    return case
+
+
+def bad_product_value(column: str, value: str) -> Callable[[Shop], None]:
+    """A case: a quiet product gets `value` in `column`; it and its events are quarantined."""
+
+    def case(shop: Shop):
+        product = shop.quiet_product()
+        shop.products.loc[shop.products["product_id"] == product, column] = value
+        shop.expect_product_quarantined(product)
+
+    return case
 
 
 def null_user_id(shop: Shop):
-    without_events = ~shop.users["user_id"].isin(shop.events["user_id"])
-    row = shop.users.index[without_events][:1]
+    row = shop.user_without_events()
     shop.users.loc[row, "user_id"] = ""
     shop.expected["users"] = {None}
+
+
+def signup_in_the_year_2999(shop: Shop):
+    row = shop.user_without_events()
+    shop.users.loc[row, "signup_at"] = "2999-01-01T00:00:00Z"
+    shop.expected["users"] = set(shop.users.loc[row, "user_id"])
 
 
 def duplicate_product_ids(shop: Shop):
@@ -177,8 +211,7 @@ def duplicate_product_ids(shop: Shop):
     shop.products = pd.concat(
         [shop.products, shop.products[shop.products["product_id"] == product]]
     )
-    shop.expected["products"] = {product}
-    shop.expected["events"] = set(shop.events.loc[shop.events["product_id"] == product, "event_id"])
+    shop.expect_product_quarantined(product)
 
 
 def duplicate_events(shop: Shop):
@@ -194,125 +227,33 @@ def orphan_foreign_keys(shop: Shop):
     shop.expected["events"] = set(shop.events.loc[rows, "event_id"])
 
 
-def unknown_category(shop: Shop):
-    product = shop.quiet_product()
-    shop.products.loc[shop.products["product_id"] == product, "category"] = "spaceship"
-    shop.expected["products"] = {product}
-    shop.expected["events"] = set(shop.events.loc[shop.events["product_id"] == product, "event_id"])
-
-
-def negative_price(shop: Shop):
-    product = shop.quiet_product()
-    shop.products.loc[shop.products["product_id"] == product, "price"] = "-5"
-    shop.expected["products"] = {product}
-    shop.expected["events"] = set(shop.events.loc[shop.events["product_id"] == product, "event_id"])
-
-
 def absurd_unit_price(shop: Shop):
     row = shop.rows("purchase")
-    shop.events.loc[row, "unit_price"] = str(float(shop.events.loc[row[0], "unit_price"]) * 1000)
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def zero_quantity(shop: Shop):
-    row = shop.rows("purchase")
-    shop.events.loc[row, "quantity"] = "0"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def negative_quantity(shop: Shop):
-    row = shop.rows("add_to_cart")
-    shop.events.loc[row, "quantity"] = "-3"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def huge_outlier_quantity(shop: Shop):
-    row = shop.rows("purchase")
-    shop.events.loc[row, "quantity"] = "500"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def rating_out_of_range(shop: Shop):
-    row = shop.rows("review")
-    shop.events.loc[row, "rating"] = "7"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def future_timestamp(shop: Shop):
-    row = shop.rows("view")
-    shop.events.loc[row, "occurred_at"] = "2099-01-01 00:00:00"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def unparseable_date(shop: Shop):
-    row = shop.rows("like")
-    shop.events.loc[row, "occurred_at"] = "31/31/2025 25:61"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def before_store_start(shop: Shop):
-    row = shop.rows("view")
-    shop.events.loc[row, "occurred_at"] = "1999-12-31 23:59:59"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def astronomical_quantity(shop: Shop):
-    rows = shop.rows("purchase", 2)
-    shop.events.loc[rows, "quantity"] = ["1e30", "inf"]
-    shop.expected["events"] = set(shop.events.loc[rows, "event_id"])
-
-
-def unreadable_stock_flag(shop: Shop):
-    product = shop.quiet_product()
-    shop.products.loc[shop.products["product_id"] == product, "in_stock"] = "maybe"
-    shop.expected["products"] = {product}
-    shop.expected["events"] = set(shop.events.loc[shop.events["product_id"] == product, "event_id"])
-
-
-def event_in_the_year_2999(shop: Shop):
-    row = shop.rows("purchase")
-    shop.events.loc[row, "occurred_at"] = "2999-01-01 00:00:00"
-    shop.expected["events"] = set(shop.events.loc[row, "event_id"])
-
-
-def signup_in_the_year_2999(shop: Shop):
-    without_events = ~shop.users["user_id"].isin(shop.events["user_id"])
-    row = shop.users.index[without_events][:1]
-    shop.users.loc[row, "signup_at"] = "2999-01-01T00:00:00Z"
-    shop.expected["users"] = set(shop.users.loc[row, "user_id"])
-
-
-def launch_in_the_year_2999(shop: Shop):
-    product = shop.quiet_product()
-    shop.products.loc[shop.products["product_id"] == product, "launched_at"] = "2999-06-01"
-    shop.expected["products"] = {product}
-    shop.expected["events"] = set(shop.events.loc[shop.events["product_id"] == product, "event_id"])
+    price = float(shop.events.loc[row[0], "unit_price"])
+    bad_event_value("purchase", "unit_price", str(price * 1000))(shop)
 
 
 QUARANTINE_CASES: dict[str, Callable[[Shop], None]] = {
-    f.__name__: f
-    for f in (
-        text_in_numeric,
-        null_user_id,
-        duplicate_product_ids,
-        duplicate_events,
-        orphan_foreign_keys,
-        unknown_category,
-        negative_price,
-        absurd_unit_price,
-        zero_quantity,
-        negative_quantity,
-        huge_outlier_quantity,
-        rating_out_of_range,
-        future_timestamp,
-        unparseable_date,
-        before_store_start,
-        astronomical_quantity,
-        unreadable_stock_flag,
-        event_in_the_year_2999,
-        signup_in_the_year_2999,
-        launch_in_the_year_2999,
-    )
+    "text_in_numeric": bad_event_value("purchase", "quantity", "two"),
+    "null_user_id": null_user_id,
+    "duplicate_product_ids": duplicate_product_ids,
+    "duplicate_events": duplicate_events,
+    "orphan_foreign_keys": orphan_foreign_keys,
+    "unknown_category": bad_product_value("category", "spaceship"),
+    "negative_price": bad_product_value("price", "-5"),
+    "absurd_unit_price": absurd_unit_price,
+    "zero_quantity": bad_event_value("purchase", "quantity", "0"),
+    "negative_quantity": bad_event_value("add_to_cart", "quantity", "-3"),
+    "huge_outlier_quantity": bad_event_value("purchase", "quantity", "500"),
+    "rating_out_of_range": bad_event_value("review", "rating", "7"),
+    "future_timestamp": bad_event_value("view", "occurred_at", "2099-01-01 00:00:00"),
+    "unparseable_date": bad_event_value("like", "occurred_at", "31/31/2025 25:61"),
+    "before_store_start": bad_event_value("view", "occurred_at", "1999-12-31 23:59:59"),
+    "astronomical_quantity": bad_event_value("purchase", "quantity", ["1e30", "inf"], n=2),
+    "unreadable_stock_flag": bad_product_value("in_stock", "maybe"),
+    "event_in_the_year_2999": bad_event_value("purchase", "occurred_at", "2999-01-01 00:00:00"),
+    "signup_in_the_year_2999": signup_in_the_year_2999,
+    "launch_in_the_year_2999": bad_product_value("launched_at", "2999-06-01"),
 }
 
 
@@ -462,65 +403,23 @@ def prices_in_cents(shop: Shop):
     shop.write()
 
 
-def config_section_typo(shop: Shop):
-    shop.edit_config("[publishing]", "[publising]")
+def config_edit(old: str, new: str) -> Callable[[Shop], None]:
+    """A case: dataset.toml with its first `old` replaced by `new`."""
+    return lambda shop: shop.edit_config(old, new)
 
 
-def config_key_typo_in_a_feature(shop: Shop):
-    shop.edit_config(
-        'category = { kind = "categorical", case', 'category = { kind = "categorical", cases'
-    )
+def config_append(text: str) -> Callable[[Shop], None]:
+    """A case: dataset.toml with `text` added at its end."""
 
+    def case(shop: Shop):
+        with shop.config.open("a") as config:
+            config.write(text)
 
-def config_not_toml(shop: Shop):
-    shop.edit_config("[events]", "[events")
-
-
-def config_weight_not_a_number(shop: Shop):
-    shop.edit_config("purchase = 1.0", 'purchase = "heavy"')
-
-
-def config_unknown_kind(shop: Shop):
-    shop.edit_config('region = "categorical"', 'region = { kind = "ordinal" }')
-
-
-def config_negative_weight(shop: Shop):
-    shop.edit_config("view = 0.1", "view = -0.1")
-
-
-def config_store_start_not_a_date(shop: Shop):
-    shop.edit_config("store_start = 2022-01-01T00:00:00Z", 'store_start = "last spring"')
-
-
-def config_unknown_source_table(shop: Shop):
-    with shop.config.open("a") as config:
-        config.write('\n[sources.user]\nkind = "files"\npath = "users.csv"\n')
+    return case
 
 
 def config_top_level_key(shop: Shop):
     shop.config.write_text("top_n = 10\n" + shop.config.read_text())
-
-
-def config_feature_column_missing(shop: Shop):
-    shop.edit_config('region = "categorical"', 'region = "categorical"\nskin_tone = "categorical"')
-
-
-def config_rule_column_missing(shop: Shop):
-    shop.edit_config('brand_column = "brand"', 'brand_column = "maker"')
-
-
-def config_mean_of_a_missing_column(shop: Shop):
-    shop.edit_config("column_means = { price = ", "column_means = { prices = ")
-
-
-def config_path_escapes(shop: Shop):
-    with shop.config.open("a") as config:
-        config.write('\n[sources.users]\nkind = "files"\npath = "../../../../../../etc/hostname"\n')
-
-
-def sqlite_database_outside(shop: Shop):
-    with shop.config.open("a") as config:
-        config.write('\n[sources.events]\nkind = "sql"\nurl = "sqlite:////var/tmp/shop.db"\n')
 
 
 def symlink_out_of_the_allowed_folders(shop: Shop):
@@ -629,43 +528,45 @@ FAILING_CASES: dict[str, tuple[Callable[[Shop], None], int, str]] = {
         r" 5\.0%: .*column 'quantity' expect_column_values_to_be_between",
     ),
     "config_section_typo": (
-        config_section_typo,
+        config_edit("[publishing]", "[publising]"),
         CONFIG,
         r"dataset\.toml: 1 problem.*\[publising\]: unknown section \(did you mean 'publishing'\?\)",
     ),
     "config_key_typo_in_a_feature": (
-        config_key_typo_in_a_feature,
+        config_edit(
+            'category = { kind = "categorical", case', 'category = { kind = "categorical", cases'
+        ),
         CONFIG,
         r"dataset\.toml: .*\[product_features\.category\] cases: unknown key "
         r"\(did you mean 'case'\?\)",
     ),
     "config_not_toml": (
-        config_not_toml,
+        config_edit("[events]", "[events"),
         CONFIG,
         r"dataset\.toml: not valid TOML: .*\(at line \d+, column \d+\)",
     ),
     "config_weight_not_a_number": (
-        config_weight_not_a_number,
+        config_edit("purchase = 1.0", 'purchase = "heavy"'),
         CONFIG,
         r"dataset\.toml: .*\[events\.weights\] purchase = 'heavy': Input should be a valid number",
     ),
     "config_unknown_kind": (
-        config_unknown_kind,
+        config_edit('region = "categorical"', 'region = { kind = "ordinal" }'),
         CONFIG,
         r"\[user_features\.region\] kind = 'ordinal': not a kind; kinds: categorical, multi",
     ),
     "config_negative_weight": (
-        config_negative_weight,
+        config_edit("view = 0.1", "view = -0.1"),
         CONFIG,
         r"\[events\] weights.*event weights must be >= 0, got \{'view': -0\.1\}",
     ),
     "config_store_start_not_a_date": (
-        config_store_start_not_a_date,
+        config_edit("store_start = 2022-01-01T00:00:00Z", 'store_start = "last spring"'),
         CONFIG,
         r"\[validation\] store_start = 'last spring': Input should be a valid datetime",
     ),
     "config_unknown_source_table": (
-        config_unknown_source_table,
+        config_append('\n[sources.user]\nkind = "files"\npath = "users.csv"\n'),
         CONFIG,
         r"\[sources\] user: unknown name \(did you mean 'users'\?\)",
     ),
@@ -675,30 +576,32 @@ FAILING_CASES: dict[str, tuple[Callable[[Shop], None], int, str]] = {
         r"\[top_n\]: unknown section",
     ),
     "config_feature_column_missing": (
-        config_feature_column_missing,
+        config_edit('region = "categorical"', 'region = "categorical"\nskin_tone = "categorical"'),
         CONFIG,
         r"dataset\.toml declares column\(s\) of users that .*users\.csv does not have.*"
         r"\[user_features\] skin_tone: column 'skin_tone' is not in users "
         r"\(did you mean 'skin_type'\?\)",
     ),
     "config_rule_column_missing": (
-        config_rule_column_missing,
+        config_edit('brand_column = "brand"', 'brand_column = "maker"'),
         CONFIG,
         r"\[publishing\] brand_column: column 'maker' is not in products",
     ),
     "config_mean_of_a_missing_column": (
-        config_mean_of_a_missing_column,
+        config_edit("column_means = { price = ", "column_means = { prices = "),
         CONFIG,
         r"\[validation\] column_means names 'prices', which no table has "
         r"\(did you mean 'price'\?\)",
     ),
     "config_path_escapes": (
-        config_path_escapes,
+        config_append(
+            '\n[sources.users]\nkind = "files"\npath = "../../../../../../etc/hostname"\n'
+        ),
         CONFIG,
         r"the users file='.*etc/hostname' resolves to /etc/hostname, outside the allowed folders",
     ),
     "sqlite_database_outside": (
-        sqlite_database_outside,
+        config_append('\n[sources.events]\nkind = "sql"\nurl = "sqlite:////var/tmp/shop.db"\n'),
         CONFIG,
         r"the events database='/var/tmp/shop\.db' resolves to /var/tmp/shop\.db, outside the",
     ),

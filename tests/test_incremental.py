@@ -9,19 +9,12 @@ import pandas as pd
 
 from flows.nightly import nightly
 from flows.params import NightlyParams
-from tasks.evaluation.gate import GateParams
-from tasks.ingest.central import load_state
-from tasks.training.models.lightfm_hybrid import LightFMParams
+from tasks.ingest.central import load_central_state
 
 from .conftest import REPO, raw_store_tables
+from .test_sources import deterministic
 
-DETERMINISTIC = dict(
-    model=LightFMParams(no_components=8, epochs=4),
-    num_threads=1,
-    seed=5,
-    top_n=5,
-    gate=GateParams(min_lift=-1.0),
-)
+DETERMINISTIC = deterministic(seed=5, top_n=5, no_components=8, epochs=4)
 
 
 def run(shop, data_root, extraction):
@@ -48,7 +41,7 @@ def test_incremental_appends_new_and_late_events_once(tmp_path, tiny_store_db):
 
     first = run(shop, data_root, "incremental")
     assert first.counts["events"] == first.new_events == n_events
-    state = load_state(data_root)
+    state = load_central_state(data_root)
     assert state.events == n_events and len(state.parts) == 1
     part = data_root / "central" / "events" / state.parts[0]
     part_bytes = part.read_bytes()
@@ -56,7 +49,7 @@ def test_incremental_appends_new_and_late_events_once(tmp_path, tiny_store_db):
     # Same data again: nothing new, nothing changes.
     second = run(shop, data_root, "incremental")
     assert second.new_events == 0 and second.already_ingested > 0
-    assert load_state(data_root).parts == state.parts
+    assert load_central_state(data_root).parts == state.parts
     assert part.read_bytes() == part_bytes
     assert fingerprint(data_root, second) == fingerprint(data_root, first)
     pd.testing.assert_frame_equal(
@@ -91,14 +84,14 @@ def test_incremental_appends_new_and_late_events_once(tmp_path, tiny_store_db):
     )
     assert list(quarantine["event_id"]) == ["10000000"]
     assert set(quarantine["quarantine_reason"]) == {"duplicate of another event in this extract"}
-    after = load_state(data_root)
+    after = load_central_state(data_root)
     assert len(after.parts) == 2 and after.events == n_events + 6
     assert pd.Timestamp(after.high_water_mark) == hwm + pd.Timedelta(hours=5)
 
     # A full extraction of the same files gives the same dataset.
     full = run(shop, data_root, "full")
     assert fingerprint(data_root, full) == fingerprint(data_root, third)
-    assert len(load_state(data_root).parts) == 1
+    assert len(load_central_state(data_root).parts) == 1
     assert len(list((data_root / "central" / "events").glob("part-*.parquet"))) == 1
 
 
@@ -154,7 +147,7 @@ def test_a_poisoned_night_does_not_move_the_clock_and_the_next_night_ingests_all
     manifest = json.loads((first.published_path.parent / "manifest.json").read_text())
     assert pd.Timestamp(manifest["data_until"]) == clean_newest
     assert first.published_version.startswith(f"{clean_newest:%Y%m%dT%H%M%SZ}-")
-    state = load_state(data_root)
+    state = load_central_state(data_root)
     assert pd.Timestamp(state.high_water_mark) == clean_newest
     assert state.events == len(events)
     central = pd.concat(
@@ -174,7 +167,7 @@ def test_a_poisoned_night_does_not_move_the_clock_and_the_next_night_ingests_all
     pd.concat([events, poisoned, new]).to_csv(shop / "events.csv", index=False)
     second = run(shop, data_root, "incremental")
     assert second.new_events == 300
-    state = load_state(data_root)
+    state = load_central_state(data_root)
     assert state.events == len(events) + 300
     newest = pd.Timestamp(new["occurred_at"].iloc[-1], tz="UTC")
     assert pd.Timestamp(state.high_water_mark) == newest

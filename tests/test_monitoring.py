@@ -3,6 +3,7 @@ cooldown, the living store, and the monitor flow retraining through Prefect."""
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from tasks.monitoring.drift import (
     shares,
 )
 from tasks.monitoring.live_metrics import variant_performance, wilson
-from tasks.monitoring.measure import LiveThresholds, MonitorState, PublishedState, decide
+from tasks.monitoring.measure import LiveThresholds, MonitorState, PublishedState, decide_retraining
 from tasks.publishing.recommend import Experiment
 
 from .conftest import REPO
@@ -133,38 +134,38 @@ def test_decision_retrains_once_per_cause_within_the_cooldown():
     unknown = {"events": 1000, "unknown_user_share": 0.3, "unknown_product_share": 0.0}
     now = datetime.now(UTC)
     args = ([drifted], unknown, [], _published(), LiveThresholds())
-    fresh = decide(*args, MonitorState(), 72, now)
+    fresh = decide_retraining(*args, MonitorState(), 72, now)
     assert fresh.retrain and fresh.cause_keys == ["drift:users.region", "unknown_users"]
     after = MonitorState(
         last_retrain_at=now - timedelta(hours=1),
         last_retrain_keys=["drift:users.region", "unknown_users"],
     )
-    held = decide(*args, after, 72, now)
+    held = decide_retraining(*args, after, 72, now)
     assert not held.retrain and len(held.suppressed) == 2
-    later = decide(*args, after, 72, now + timedelta(hours=73))
+    later = decide_retraining(*args, after, 72, now + timedelta(hours=73))
     assert later.retrain  # the cooldown is over
     partly = MonitorState(last_retrain_at=now, last_retrain_keys=["unknown_users"])
-    new_cause = decide(*args, partly, 72, now)
+    new_cause = decide_retraining(*args, partly, 72, now)
     assert new_cause.retrain and new_cause.cause_keys == ["drift:users.region"]
 
 
-def test_serve_and_prefect_yaml_declare_the_same_deployments():
-    from deployments.serve import definitions, runner_deployments
+def test_prefect_yaml_is_generated_from_the_one_description(monkeypatch):
+    """deployments/serve.py::definitions is the only declaration: prefect.yaml is its
+    rendering (python -m deployments.serve --write-prefect-yaml), and it says so."""
+    from deployments.serve import definitions, prefect_yaml, runner_deployments
 
-    declared = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())["deployments"]
+    for name in ("RECS_TIMEZONE", "RECS_NIGHTLY_CRON", "RECS_MONITOR_CRON"):
+        monkeypatch.delenv(name, raising=False)
+    on_disk = (REPO / "deployments" / "prefect.yaml").read_text()
+    assert on_disk == prefect_yaml(), "run: python -m deployments.serve --write-prefect-yaml"
+    declared = yaml.safe_load(on_disk)["deployments"]
     by_name = {d["name"]: d for d in declared}
+    assert [d["name"] for d in declared] == [d.name for d in definitions()]
     for definition in definitions():
         entry = by_name[definition.name]
         module = entry["entrypoint"].split(":")[0].removesuffix(".py").replace("/", ".")
-        assert (module, entry["entrypoint"].split(":")[1]) == (
-            definition.flow.fn.__module__,
-            definition.flow.fn.__name__,
-        )
-        crons = [s["cron"] for s in entry.get("schedules") or []]
-        assert crons == ([definition.cron] if definition.cron else [])
-        assert all(s["timezone"] == "UTC" for s in entry.get("schedules") or [])
-        assert entry.get("concurrency_limit") == definition.concurrency_limit
-        assert entry["enforce_parameter_schema"] is True
+        flow = getattr(importlib.import_module(module), entry["entrypoint"].split(":")[1])
+        assert flow is definition.flow
     assert by_name["nightly"]["concurrency_limit"] == 1
     nightly_deployment = next(d for d in runner_deployments() if d.name == "nightly")
     form = nightly_deployment._parameter_openapi_schema.model_dump()

@@ -13,8 +13,9 @@ import pytest
 
 from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
+from tasks.artifacts import artifact_sha256
 from tasks.evaluation.gate import GateParams
-from tasks.publishing.publish import artifact_sha256, current_latest
+from tasks.publishing.publish import current_latest
 from tasks.training.models.lightfm_hybrid import LightFMParams
 from tasks.training.train import COMPONENTS
 from tasks.training.tune import TuningParams

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from demo_store.live import advance_store
+from tasks.settings import OFFLINE_ENVIRONMENT
 
 from .conftest import REPO
 
@@ -33,13 +34,16 @@ class PrefectServer:
         self.folder = folder
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
-        self.env = os.environ | {
-            "PREFECT_HOME": str(folder / "prefect_home"),
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_UI_ENABLED": "false",
-        }
+        database = f"sqlite+aiosqlite:///{folder / 'prefect.db'}"
+        self.env = (
+            os.environ
+            | {
+                "PREFECT_HOME": str(folder / "prefect_home"),
+                "PREFECT_API_DATABASE_CONNECTION_URL": database,
+                "PREFECT_UI_ENABLED": "false",
+            }
+            | OFFLINE_ENVIRONMENT
+        )
         self.env.pop("PREFECT_API_URL", None)
         self.process: subprocess.Popen | None = None
 

@@ -30,6 +30,7 @@ from tasks.run_context import Snapshot
 from tasks.settings import get_settings
 from tasks.training.models import load_scorer
 from tasks.training.registry import artifact_path, current_champion
+from tasks.versions import run_version
 from tests.publish_forever import publish_once
 from tests.test_nightly_e2e import run_nightly
 
@@ -128,9 +129,14 @@ def test_dask_runner_publishes_the_same_recommendations(data_root):
     snapshot = snapshot_of(data_root, summary)
     model = data_root / "models" / "champion" / "model"
     dataset = DatasetSpec.from_toml(get_settings().dataset_config)
-    args = (model, snapshot, dataset, {}, 10, data_root)
-    local = publish(*args, PublishParams(partition_users=120))
-    on_dask = publish(*args, PublishParams(partition_users=120, runner="dask", dask_workers=2))
+    args = (model, snapshot, dataset, None, 10, data_root)
+    version = run_version(snapshot.fingerprint, None, {"runner": "local"})
+    local = publish(*args, PublishParams(partition_users=120), version=version)
+    on_dask = publish(
+        *args,
+        PublishParams(partition_users=120, runner="dask", dask_workers=2),
+        version=run_version(snapshot.fingerprint, None, {"runner": "dask"}),
+    )
     assert lists_of(on_dask.recommendations).equals(lists_of(local.recommendations))
     # Three partitions or one: the same lists; scores agree to float32 rounding (BLAS sums
     # in a different order for a different number of rows).
@@ -141,17 +147,17 @@ def test_dask_runner_publishes_the_same_recommendations(data_root):
 
 
 def test_website_lookups_with_duckdb_and_pyarrow(tmp_path):
-    """The README's two lookups of one user's list."""
+    """The two lookups of one user's list in docs/publishing.md ("Looking up one user's list")."""
     root = tmp_path / "published"
     publish_once(root, 1, KEEP)
     path = root / "latest" / "recommendations.parquet"
     user = "U0001234"
-    # -- README: DuckDB
+    # -- docs/publishing.md: DuckDB
     rows = duckdb.execute(
         "SELECT rank, product_id, reason FROM read_parquet(?) WHERE user_id = ? ORDER BY rank",
         [str(path), user],
     ).fetchall()
-    # -- README: pyarrow
+    # -- docs/publishing.md: pyarrow
     table = pq.read_table(path, filters=[("user_id", "=", user)], columns=["rank", "product_id"])
     assert [r[:2] for r in rows] == list(zip(*table.to_pydict().values(), strict=True))
     assert [r[0] for r in rows] == list(range(1, 21))
@@ -200,7 +206,16 @@ def test_a_tampered_model_is_refused_and_its_payload_never_runs(data_root, tmp_p
     snapshot = snapshot_of(data_root, summary)
     dataset = DatasetSpec.from_toml(get_settings().dataset_config)
     with pytest.raises(TamperedArtifactError, match=str(model)):
-        publish(model, snapshot, dataset, {}, 10, data_root, model_sha256=entry.artifact_sha256)
+        publish(
+            model,
+            snapshot,
+            dataset,
+            None,
+            10,
+            data_root,
+            version=run_version(snapshot.fingerprint, None, {"tampered": True}),
+            model_sha256=entry.artifact_sha256,
+        )
     assert not marker.exists()  # nothing of the file was parsed
     assert (current_latest(published), published_versions(published)) == before
     assert not [p for p in published.iterdir() if p.name.startswith(".")]  # no staging left

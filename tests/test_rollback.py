@@ -19,6 +19,7 @@ from prefect.settings import get_current_settings
 from demo_store import ground_truth_path
 from tasks.locking import exclusive_run
 from tasks.publishing.publish import current_latest
+from tasks.settings import OFFLINE_ENVIRONMENT
 from tests.test_nightly_e2e import TOP_N, run_nightly
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,11 +61,8 @@ def published(two_versions, tmp_path) -> tuple[Path, str, str]:
 
 
 def rollback_cli(*args: str) -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": str(get_current_settings().api.url),
-    }
+    api = str(get_current_settings().api.url)
+    env = os.environ | OFFLINE_ENVIRONMENT | {"PREFECT_API_URL": api}
     run = subprocess.run(
         [sys.executable, "-m", "flows.rollback", *args],
         cwd=REPO,

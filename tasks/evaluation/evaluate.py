@@ -16,6 +16,14 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from tasks.dataset import DatasetSpec
+from tasks.evaluation.metrics import (
+    BOOTSTRAP_SAMPLES,
+    KS,
+    NO_RULES,
+    PRIMARY,
+    CandidateMetrics,
+    bootstrap_means,
+)
 from tasks.features.interactions import bought_matrix, index_of
 from tasks.publishing.rules import ListRules
 from tasks.publishing.scoring import top_n
@@ -23,11 +31,9 @@ from tasks.run_context import RunFolder, Snapshot, Split, TrainedModel
 from tasks.training.models import Scorer, load_scorer
 from tasks.training.train import BLEND, category_codes
 
-DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
-PRIMARY = "NDCG@10"
+DEFAULT_KS: tuple[int, ...] = KS
 NEW_PRODUCT_MAX_BUYS = 5  # a test product bought at most this often in training is "new"
 COLD_MAX_TRANSACTIONS = 1  # a test user with at most this many prior transactions is "cold"
-BOOTSTRAP_SAMPLES = 1000
 HEALTH_SAMPLE = 1024  # users whose raw scores are checked for NaN and constant lists
 RULE_COST_USERS = 10_000  # test users (a seeded sample) the publishing rules' cost is measured on
 
@@ -66,18 +72,8 @@ def ranking_metrics(ranked: np.ndarray, truth: np.ndarray, ks: tuple[int, ...]) 
 def bootstrap_interval(
     values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
 ) -> tuple[float, float]:
-    """95% percentile interval of the mean of `values`, resampling users with replacement
-    (in batches of 100 resamples, so memory stays at 100 × users)."""
-    if len(values) == 0:
-        return 0.0, 0.0
-    rng = np.random.default_rng(seed)
-    means = np.concatenate(
-        [
-            values[rng.integers(0, len(values), size=(min(100, samples - b), len(values)))].mean(1)
-            for b in range(0, samples, 100)
-        ]
-    )
-    low, high = np.percentile(means, [2.5, 97.5])
+    """95% percentile interval of the mean of `values`, resampling users with replacement."""
+    low, high = np.percentile(bootstrap_means(values, samples, seed), [2.5, 97.5])
     return float(low), float(high)
 
 
@@ -198,9 +194,9 @@ class Evaluation:
 def rule_costs(
     scorer: Scorer, evaluation: Evaluation, rules: dict[str, ListRules], k: int = 10
 ) -> dict[str, float]:
-    """NDCG@k of the scorer with no publishing rule, then with each rule alone and with all
-    of them (rules: name → compiled rules), on the evaluation's users."""
-    costs = {f"{PRIMARY}[rules:none]": evaluation.ndcg(scorer, k)}
+    """NDCG@k of the scorer with no publishing rule (`none`), then with each rule alone and
+    with all of them (rules: name → compiled rules), on the evaluation's users."""
+    costs = {NO_RULES: evaluation.ndcg(scorer, k)}
     for name, compiled in rules.items():
         pool = compiled.pool_size(k, scorer.n_items)
         items, scores = top_n(
@@ -208,7 +204,7 @@ def rule_costs(
         )
         ranked, _ = compiled.reshape(items, scores, k)
         gains = ndcg_gains(hit_positions(ranked, evaluation.truth), k)
-        costs[f"{PRIMARY}[rules:{name}]"] = float(gains.mean()) if len(gains) else 0.0
+        costs[name] = float(gains.mean()) if len(gains) else 0.0
     return costs
 
 
@@ -219,8 +215,8 @@ def compiled_rules(
     spec = dataset.publishing
     if not spec.active_rules():
         return {}
-    users = pd.read_parquet(snapshot.tables["users"])
-    products = pd.read_parquet(snapshot.tables["products"])
+    users = snapshot.read("users")
+    products = snapshot.read("products")
     column = dataset.category_column()
     variants = {rule: spec.only(rule) for rule in spec.active_rules()} | {"all": spec}
     return {
@@ -232,8 +228,8 @@ def compiled_rules(
 def evaluation_for(
     train_path: Path, held_out_path: Path, snapshot: Snapshot, dataset: DatasetSpec
 ) -> Evaluation:
-    user_ids = pd.read_parquet(snapshot.tables["users"], columns=["user_id"])["user_id"]
-    product_ids = pd.read_parquet(snapshot.tables["products"], columns=["product_id"])["product_id"]
+    user_ids = snapshot.read("users", columns=["user_id"])["user_id"]
+    product_ids = snapshot.read("products", columns=["product_id"])["product_id"]
     return Evaluation(
         pd.read_parquet(train_path),
         pd.read_parquet(held_out_path),
@@ -254,17 +250,18 @@ def evaluate_candidates(
     ks: tuple[int, ...] = DEFAULT_KS,
     max_users: int | None = None,
     seed: int = 0,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, CandidateMetrics]:
     """Every candidate's metrics on the same test users (a seeded sample of `max_users` when
     there are more); writes per-user NDCG@10 to `evaluation/per_user_ndcg.parquet` (for
     paired comparisons) and a table artifact."""
     evaluation = evaluation_for(split.train_events, split.test, snapshot, dataset)
     if max_users is not None:
         evaluation = evaluation.sample(max_users, seed)
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, CandidateMetrics] = {}
     per_user = {"user_id": evaluation.user_ids}
     for name, trained in models.items():
-        results[name], per_user[name] = evaluation.full(load_scorer(trained.vectors), ks)
+        measured, per_user[name] = evaluation.full(load_scorer(trained.vectors), ks)
+        results[name] = CandidateMetrics.model_validate(measured)
     if BLEND in models:  # what the shop's publishing rules cost the published candidate
         now = pd.read_parquet(split.train_events, columns=["occurred_at"])["occurred_at"].max()
         rules = compiled_rules(snapshot, dataset, now)
@@ -272,29 +269,24 @@ def evaluate_candidates(
         costs = rule_costs(
             load_scorer(models[BLEND].vectors), evaluation.sample(RULE_COST_USERS, seed), rules
         )
-        results[BLEND] |= costs
+        results[BLEND] = results[BLEND].with_rule_costs(costs)
         if rules:
-            base = costs[f"{PRIMARY}[rules:none]"]
             create_table_artifact(
                 key="rule-costs",
                 table=[
-                    {
-                        "rules": key.split(":")[1][:-1],
-                        PRIMARY: round(v, 5),
-                        "cost": round(base - v, 5),
-                    }
-                    for key, v in costs.items()
+                    {"rules": rule, PRIMARY: round(v, 5), "cost": round(costs[NO_RULES] - v, 5)}
+                    for rule, v in costs.items()
                 ],
                 description="NDCG@10 of the blend with each publishing rule of dataset.toml "
                 f"(on at most {RULE_COST_USERS:,} of the test users)",
             )
-    pd.DataFrame(per_user).to_parquet(run.sub("evaluation", "per_user_ndcg.parquet"), index=False)
+    pd.DataFrame(per_user).to_parquet(run.per_user_ndcg, index=False)
 
     create_table_artifact(
         key="candidate-metrics",
         table=[
             {"candidate": name}
-            | {k: round(v, 5) for k, v in m.items() if "@5" not in k and "@20" not in k}
+            | {k: round(v, 5) for k, v in m.flat().items() if "@5" not in k and "@20" not in k}
             for name, m in results.items()
         ],
         description=(

@@ -21,7 +21,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-GATE_METRIC = "NDCG@10"
+from tasks.evaluation.metrics import PRIMARY, bootstrap_means
+
+GATE_METRIC = PRIMARY
 GUARDED_SEGMENTS: tuple[str, ...] = ("cold_users", "new_products")
 CHAMPION = "champion"
 
@@ -71,16 +73,7 @@ def paired_bootstrap(
     difference = np.asarray(challenger, dtype=np.float64) - np.asarray(champion, np.float64)
     if len(difference) == 0:
         return 0.0, 0.0, 0.0
-    rng = np.random.default_rng(seed)
-    means = np.concatenate(
-        [
-            difference[
-                rng.integers(0, len(difference), (min(100, samples - b), len(difference)))
-            ].mean(axis=1)
-            for b in range(0, samples, 100)
-        ]
-    )
-    low, high = np.percentile(means, [2.5, 97.5])
+    low, high = np.percentile(bootstrap_means(difference, samples, seed), [2.5, 97.5])
     return float(difference.mean()), float(low), float(high)
 
 

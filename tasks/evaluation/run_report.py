@@ -1,19 +1,123 @@
-"""The run's metrics.json: every candidate's metrics, the gate decision, what was published."""
+"""The run's metrics.json: every candidate's metrics, the gate decision, what was published.
+
+The keys `candidates`, `published` and `gate` are read by other programs (the published
+version carries the same document): MetricsDocument keeps every key, and its JSON Schema
+(docs/schemas/metrics.schema.json) is generated from it and checked against real runs.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from prefect import task
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.evaluation.gate import GateDecision
+from tasks.evaluation.metrics import CandidateMetrics
 from tasks.run_context import RunFolder, Snapshot, Split
 from tasks.training.tune import TuningResult
 
+REFIT_NOTE = (
+    "the metrics are those of the model trained on the split (test transactions held out); "
+    "the published lists come from the same configuration refit on all data, the held-out "
+    "latest transactions included"
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class GateRecord(Strict):
+    """The gate's decision as recorded: passed, the reason of every check, and each check."""
+
+    passed: bool
+    reasons: list[str]
+    candidate: str
+    baseline: str
+    metric: str
+    checks: dict[str, bool]
+    champion: str | None = None  # the champion version compared with, if any
+
+    @classmethod
+    def of(cls, decision: GateDecision) -> GateRecord:
+        return cls.model_validate(decision.model_dump())
+
+
+class PublishedModelRecord(Strict):
+    refit_on_all_data: bool = True
+    note: str = REFIT_NOTE
+    lightfm_continued_epochs: int | None = Field(
+        None, description="the refit's LightFM epochs from the evaluated model (None: scratch)"
+    )
+
+
+class TuningRecord(Strict):
+    chosen: dict = Field(description="the chosen model configuration (ModelConfig)")
+    validation_ndcg: dict[str, float] = Field(alias="validation_NDCG@10")
+    lightfm_trials: int
+    lightfm_choice: dict
+    blend_trials: int
+
+    @classmethod
+    def of(cls, tuning: TuningResult) -> TuningRecord:
+        return cls(
+            chosen=tuning.config.model_dump(mode="json"),
+            validation_ndcg=tuning.validation_ndcg,
+            lightfm_trials=len(tuning.lightfm_trials),
+            lightfm_choice=tuning.lightfm_choice,
+            blend_trials=len(tuning.blend_trials),
+        )
+
+
+class SplitRecord(Strict):
+    rule: str
+    validation_users: int
+    test_users: int
+    test_repeat_purchases_not_rankable: int
+    train_events: int
+
+    @classmethod
+    def of(cls, split: Split) -> SplitRecord:
+        return cls(
+            rule=split.rule,
+            validation_users=split.n_validation_users,
+            test_users=split.n_test_users,
+            test_repeat_purchases_not_rankable=split.n_test_repeat,
+            train_events=split.n_train_events,
+        )
+
+
+class DataRecord(Strict):
+    counts: dict[str, int]
+    fingerprint: str
+
+
+class MetricsDocument(Strict):
+    """metrics.json of a run and of a published version."""
+
+    candidates: dict[str, CandidateMetrics]
+    published: str | None = Field(description="the candidate published (None: refused)")
+    gate: GateRecord
+    published_model: PublishedModelRecord
+    tuning: TuningRecord | None
+    split: SplitRecord
+    data: DataRecord
+    run_id: str
+    trigger: str | None = Field(
+        description="why the run was started (None: scheduled or started by hand)"
+    )
+    already_published: str | None = Field(
+        None, description="a rerun that found this version published (no retraining)"
+    )
+
+    def to_json(self) -> str:
+        """The file's text: keys by their on-disk names; `already_published` only on a
+        rerun that found its version."""
+        unset = {"already_published"} if self.already_published is None else set()
+        return self.model_dump_json(by_alias=True, indent=2, exclude=unset)
+
 
 def metrics_document(
-    metrics: dict[str, dict[str, float]],
+    metrics: dict[str, CandidateMetrics],
     decision: GateDecision,
     split: Split,
     snapshot: Snapshot,
@@ -21,56 +125,24 @@ def metrics_document(
     tuning: TuningResult | None = None,
     trigger: str | None = None,
     continued_epochs: int | None = None,
-) -> dict:
-    """The keys `candidates`, `published` and `gate` are read by other programs: keep them.
-    trigger: why the run was started (None for scheduled and hand-started runs);
+) -> MetricsDocument:
+    """trigger: why the run was started (None for scheduled and hand-started runs);
     continued_epochs: the refit's LightFM epochs from the evaluated model (None: from
     scratch)."""
-    return {
-        "candidates": metrics,
-        "published": decision.candidate if decision.passed else None,
-        "gate": {
-            "passed": decision.passed,
-            "reasons": decision.reasons,
-            "candidate": decision.candidate,
-            "baseline": decision.baseline,
-            "metric": decision.metric,
-            "checks": decision.checks,
-            "champion": decision.champion,
-        },
-        "published_model": {
-            "refit_on_all_data": True,
-            "note": "the metrics are those of the model trained on the split (test "
-            "transactions held out); the published lists come from the same configuration "
-            "refit on all data, the held-out latest transactions included",
-            "lightfm_continued_epochs": continued_epochs,
-        },
-        "tuning": (
-            {
-                "chosen": tuning.config.model_dump(mode="json"),
-                "validation_NDCG@10": tuning.validation_ndcg,
-                "lightfm_trials": len(tuning.lightfm_trials),
-                "lightfm_choice": tuning.lightfm_choice,
-                "blend_trials": len(tuning.blend_trials),
-            }
-            if tuning
-            else None
-        ),
-        "split": {
-            "rule": split.rule,
-            "validation_users": split.n_validation_users,
-            "test_users": split.n_test_users,
-            "test_repeat_purchases_not_rankable": split.n_test_repeat,
-            "train_events": split.n_train_events,
-        },
-        "data": {"counts": snapshot.counts, "fingerprint": snapshot.fingerprint},
-        "run_id": run.run_id,
-        "trigger": trigger,
-    }
+    return MetricsDocument(
+        candidates=metrics,
+        published=decision.candidate if decision.passed else None,
+        gate=GateRecord.of(decision),
+        published_model=PublishedModelRecord(lightfm_continued_epochs=continued_epochs),
+        tuning=TuningRecord.of(tuning) if tuning else None,
+        split=SplitRecord.of(split),
+        data=DataRecord(counts=snapshot.counts, fingerprint=snapshot.fingerprint),
+        run_id=run.run_id,
+        trigger=trigger,
+    )
 
 
 @task(name="write-run-metrics")
-def write_run_metrics(document: dict, run: RunFolder) -> Path:
-    path = run.sub("metrics.json")
-    path.write_text(json.dumps(document, indent=2))
-    return path
+def write_run_metrics(document: MetricsDocument, run: RunFolder) -> MetricsDocument:
+    run.sub("metrics.json").write_text(document.to_json())
+    return document

@@ -24,7 +24,7 @@ from tasks.dataset import (
     NumericFeature,
 )
 from tasks.features.behaviour import product_behaviour, user_behaviour
-from tasks.run_context import FeatureSet, RunFolder, Snapshot
+from tasks.run_context import FeatureSet, RunFolder, Snapshot, Split, StageFeatures
 
 
 def _feature_values(column: str, values: pd.Series, spec: FeatureSpec) -> pd.DataFrame:
@@ -113,8 +113,8 @@ def build_features(
     """Write `features/<stage>/{user,item}_features.npz` and their feature names: the
     declared attributes plus behaviour features from the events of `events_path` (the
     stage's training events; default all events)."""
-    users = pd.read_parquet(snapshot.tables["users"])
-    products = pd.read_parquet(snapshot.tables["products"])
+    users = snapshot.read("users")
+    products = snapshot.read("products")
     events = pd.read_parquet(events_path or snapshot.tables["events"])
     user_extra = user_behaviour(events, users["user_id"], products, dataset)
     item_extra = product_behaviour(events, products, dataset)
@@ -140,4 +140,16 @@ def build_features(
         names=names_path,
         n_user_features=len(user_names),
         n_item_features=len(item_names),
+    )
+
+
+def build_stage_features(
+    snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder, split: Split
+) -> StageFeatures:
+    """The features of tuning, evaluation and the final refit, each from its own training
+    events (behaviour features would otherwise leak the held-out transactions)."""
+    return StageFeatures(
+        tune=build_features(snapshot, dataset, run, split.tune_train_events, "tune"),
+        evaluate=build_features(snapshot, dataset, run, split.train_events, "evaluate"),
+        final=build_features(snapshot, dataset, run, snapshot.tables["events"], "final"),
     )

@@ -111,7 +111,7 @@ def split_events(
     validation transaction is still each user's latest one before it."""
     available = pq.read_schema(snapshot.tables["events"]).names
     columns = EVENT_COLUMNS + [c for c in ("unit_price", "rating") if c in available]
-    events = pd.read_parquet(snapshot.tables["events"], columns=columns)
+    events = snapshot.read("events", columns=columns)
     types = dataset.events.transaction_types
     if problems := degenerate(events, types):
         raise DegenerateDataError(

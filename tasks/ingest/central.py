@@ -24,10 +24,11 @@ import pandas as pd
 from prefect import task
 from pydantic import BaseModel
 
+from tasks.atomic import write_text_atomically
 from tasks.errors import DataValidationError
 from tasks.hashing import row_hashes
 from tasks.ingest.contract import canonical_order
-from tasks.run_context import DataRoot, RunFolder
+from tasks.run_context import DataRoot, RunFolder, Snapshot
 
 KEY_COLUMNS = ("user_id", "product_id", "event_type", "occurred_at")
 
@@ -45,7 +46,9 @@ def central_dir(data_root: Path) -> Path:
     return DataRoot.of(data_root).central
 
 
-def load_state(data_root: Path) -> CentralState | None:
+def load_central_state(data_root: Path) -> CentralState | None:
+    """The central dataset's state.json (high-water mark, parts), or None before the first
+    commit: an incremental run then reads everything."""
     path = central_dir(data_root) / "state.json"
     return CentralState.model_validate_json(path.read_text()) if path.exists() else None
 
@@ -110,35 +113,26 @@ def merge_new_events(
 
 
 @task(name="commit-central")
-def commit_central(
-    data_root: Path,
-    run: RunFolder,
-    new_events: Path,
-    full: bool,
-    high_water_mark: datetime | None,
-    sources: dict[str, str],
-) -> CentralState:
+def commit_central(data_root: Path, run: RunFolder, snapshot: Snapshot, full: bool) -> CentralState:
     """Append this run's new events (or, for a full extraction, replace all) atomically."""
     root = central_dir(data_root)
     parts_dir = root / "events"
     parts_dir.mkdir(parents=True, exist_ok=True)
-    state = load_state(data_root) or CentralState()
+    state = load_central_state(data_root) or CentralState()
     if full:
         state.parts = []
-    new_rows = pd.read_parquet(new_events, columns=["event_type"]).shape[0]
+    new_rows = pd.read_parquet(snapshot.new_events, columns=["event_type"]).shape[0]
     if new_rows or full:
         name = f"part-{run.run_id}.parquet"
-        shutil.copyfile(new_events, parts_dir / f".{name}.partial")
+        shutil.copyfile(snapshot.new_events, parts_dir / f".{name}.partial")
         os.replace(parts_dir / f".{name}.partial", parts_dir / name)
         state.parts.append(name)
     state.events = (0 if full else state.events) + new_rows
-    state.high_water_mark = high_water_mark
-    state.sources = sources
+    state.high_water_mark = snapshot.high_water_mark
+    state.sources = snapshot.sources
     state.updated_at = datetime.now().astimezone()
     state.last_run_id = run.run_id
-    staging = root / ".state.json.partial"
-    staging.write_text(json.dumps(state.model_dump(mode="json"), indent=2))
-    os.replace(staging, root / "state.json")
+    write_text_atomically(root / "state.json", json.dumps(state.model_dump(mode="json"), indent=2))
     if full:  # parts of earlier full loads are no longer referenced
         for stale in parts_dir.glob("part-*.parquet"):
             if stale.name not in state.parts:

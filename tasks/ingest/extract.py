@@ -14,6 +14,9 @@ are moved, with a reason, to `quarantine/events.parquet` and counted; when more 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,10 +25,15 @@ from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
 from tasks.config_schema import suggest
-from tasks.dataset import DatasetSpec
+from tasks.dataset import DatasetSpec, SourceSpec
 from tasks.errors import ConfigError, DataValidationError, IntegrationError
 from tasks.hashing import row_hashes
-from tasks.ingest.central import load_state, merge_new_events, read_central_events, since_for
+from tasks.ingest.central import (
+    load_central_state,
+    merge_new_events,
+    read_central_events,
+    since_for,
+)
 from tasks.ingest.clean import normalise_text
 from tasks.ingest.contract import (
     ambiguous_dates,
@@ -110,6 +118,160 @@ def refuse_ambiguous_dates(
             )
 
 
+@dataclass
+class Extracted:
+    """What extraction has gathered, per table: the conformed rows, where they came from
+    (as the user knows it), how many rows were read and how many were set aside. The
+    artifact and the snapshot both read it, so the counts they show are the same."""
+
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    read_counts: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+
+
+def read_checked(
+    table: str, spec: SourceSpec, default_url: str | None, dataset: DatasetSpec
+) -> tuple[pd.DataFrame, str]:
+    """(`table` as its source gives it, its origin), refused before any value is parsed
+    when it lacks a required column or one dataset.toml declares, or holds dates whose
+    day/month order cannot be told: those are mistakes to fix, not rows to set aside."""
+    raw, origin = read_source(table, spec, default_url, dataset.base_dir)
+    raw.columns = [str(column).strip() for column in raw.columns]
+    missing = missing_required(table, raw)
+    if missing:
+        raise SourceError(
+            f"{table} from {origin} lacks required column(s) {missing} "
+            f"(it has {list(raw.columns)}); see the dataset contract in the README"
+        )
+    check_declared_columns(dataset, table, list(raw.columns), origin)
+    refuse_ambiguous_dates(dataset, table, raw, origin)
+    return raw, origin
+
+
+def conform(
+    table: str, raw: pd.DataFrame, dataset: DatasetSpec
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(the rows conformed to the contract, in canonical order; the rows set aside, as
+    quarantine rows, or None when every value could be read). A value that cannot be read
+    as its column's type (text in a numeric column, a date nobody can read) costs its row,
+    not the run, and the row is kept as it came so a person can see what was wrong."""
+    typed = conform_types(table, raw, dataset)
+    bad_values = unparseable(raw, typed)
+    unreadable = None
+    if bad_values:
+        labels = {
+            f"column {c!r} readable as {type_word(typed[c])}": m for c, m in bad_values.items()
+        }
+        bad = np.logical_or.reduce(list(labels.values()))
+        failed = row_labels(len(raw), labels)[bad]
+        unreadable = quarantine_rows(raw[bad], failed, "unreadable value: " + failed)
+        typed = typed[~bad]
+    return canonical_order(table, normalise_text(table, typed, dataset)), unreadable
+
+
+def check_column_means(dataset: DatasetSpec, columns: list[str]) -> None:
+    """ConfigError when [validation] column_means names a column no table has: a mean
+    check on a misspelt column would otherwise pass silently, checking nothing."""
+    for column in dataset.validation.column_means:
+        if column not in columns:
+            raise ConfigError(
+                f"{dataset.source_file or 'dataset.toml'}: [validation] column_means names "
+                f"{column!r}, which no table has{suggest(column, columns)}"
+            )
+
+
+def events_since(events: pd.DataFrame, since: datetime) -> tuple[pd.DataFrame, int]:
+    """(the events at or after `since`, how many older ones were skipped)."""
+    before = events["occurred_at"] < pd.Timestamp(since)
+    return events[~before].reset_index(drop=True), int(before.sum())
+
+
+def unjoined_message(
+    n_unjoined: int, n_events: int, counts: dict[str, int], max_share: float, where: Path
+) -> str:
+    """Why the run stops when too many events do not join, and where they were put."""
+    return (
+        f"{n_unjoined:,} of {n_events:,} events ({n_unjoined / n_events:.1%}) do not join: "
+        + ", ".join(f"{n:,} with {reason}" for reason, n in counts.items())
+        + f"; the limit is max_unjoined_share={max_share:.1%}. They are in "
+        f"{where}; check that every source covers the same users and products"
+    )
+
+
+def ignored_event_types(events: pd.DataFrame, dataset: DatasetSpec) -> dict[str, int]:
+    """Event types dataset.toml gives no weight (and does not call transactions), with
+    their counts: carried in the data, used by nothing, so the run says so."""
+    known = set(dataset.events.weights) | set(dataset.events.transaction_types)
+    counts = events["event_type"].value_counts()
+    return {str(k): int(v) for k, v in counts.items() if k not in known}
+
+
+def extraction_rows(got: Extracted, in_dataset: dict[str, int], n_new: int, already: int):
+    """The extraction artifact's table: per table, read = quarantined + new (+ already
+    ingested, for the events of an incremental run)."""
+    return [
+        {
+            "table": t,
+            "source": got.origins[t],
+            "rows_read": got.read_counts[t],
+            "rows_quarantined": got.quarantined[t],
+            "rows_new": n_new if t == "events" else got.read_counts[t] - got.quarantined[t],
+            "rows_already_ingested": already if t == "events" else 0,
+            "rows_in_dataset": in_dataset[t],
+        }
+        for t in TABLES
+    ]
+
+
+def _read_tables(source: str, dataset: DatasetSpec, run: RunFolder, logger) -> Extracted:
+    """Read and conform every table; set aside its unreadable rows in its quarantine."""
+    default = default_spec(source)
+    got = Extracted()
+    for table in TABLES:
+        spec = dataset.sources.get(table, default)
+        raw, origin = read_checked(table, spec, default.url, dataset)
+        got.frames[table], unreadable = conform(table, raw, dataset)
+        if unreadable is not None:
+            append_quarantine(run.quarantine(table), unreadable)
+            got.quarantined[table] += len(unreadable)
+        got.origins[table] = origin
+        got.read_counts[table] = len(raw)
+        logger.info("extracted %s: %d rows from %s", table, len(raw), origin)
+    return got
+
+
+def _drop_unjoined(
+    events: pd.DataFrame, got: Extracted, run: RunFolder, max_share: float, logger
+) -> pd.DataFrame:
+    """The events that join users and products; the others go to the events' quarantine
+    (before the run may stop, so the message can point at them) and are counted."""
+    where = run.quarantine("events")
+    orphan, reasons = unjoined_events(events, got.frames["users"], got.frames["products"])
+    if not orphan.any():
+        return events
+    append_quarantine(where, quarantine_rows(events[orphan], "foreign key: " + reasons, reasons))
+    got.quarantined["events"] += int(orphan.sum())
+    counts = reasons.value_counts().to_dict()
+    if orphan.mean() > max_share:
+        raise IntegrationError(
+            unjoined_message(int(orphan.sum()), len(events), counts, max_share, where)
+        )
+    logger.warning("quarantined %d events that do not join: %s", orphan.sum(), counts)
+    return events[~orphan].reset_index(drop=True)
+
+
+def _write_snapshot(frames: dict[str, pd.DataFrame], run: RunFolder):
+    """(path, rows) per table under `snapshot/`, and one fingerprint of all three."""
+    paths, row_counts, fingerprints = {}, {}, []
+    for table in TABLES:
+        path = run.sub("snapshot", f"{table}.parquet")
+        frames[table].to_parquet(path, index=False)
+        paths[table], row_counts[table] = path, len(frames[table])
+        fingerprints.append(table_fingerprint(frames[table]))
+    return paths, row_counts, hashlib.sha256("".join(fingerprints).encode()).hexdigest()
+
+
 @task(
     name="extract",
     retries=2,
@@ -130,129 +292,47 @@ def extract(
     `late_arrival_hours`, and add the ones not ingested yet to the central dataset's events.
     """
     logger = get_run_logger()
-    state = load_state(run.data_root) if incremental else None
+    state = load_central_state(run.data_root) if incremental else None
     since = since_for(state, late_arrival_hours)
-    default = default_spec(source)
-    frames: dict[str, pd.DataFrame] = {}
-    origins: dict[str, str] = {}
-    read_counts: dict[str, int] = {}
-    quarantined = {table: 0 for table in TABLES}
-    for table in TABLES:
-        spec = dataset.sources.get(table, default)
-        raw, origin = read_source(table, spec, default.url, dataset.base_dir)
-        raw.columns = [str(column).strip() for column in raw.columns]
-        missing = missing_required(table, raw)
-        if missing:
-            raise SourceError(
-                f"{table} from {origin} lacks required column(s) {missing} "
-                f"(it has {list(raw.columns)}); see the dataset contract in the README"
-            )
-        check_declared_columns(dataset, table, list(raw.columns), origin)
-        refuse_ambiguous_dates(dataset, table, raw, origin)
-        typed = conform_types(table, raw, dataset)
-        bad_values = unparseable(raw, typed)
-        if bad_values:
-            # Text in a numeric column, a date nobody can read: set aside as it came.
-            labels = {
-                f"column {c!r} readable as {type_word(typed[c])}": m for c, m in bad_values.items()
-            }
-            bad = np.logical_or.reduce(list(labels.values()))
-            failed = row_labels(len(raw), labels)[bad]
-            append_quarantine(
-                run.quarantine(table),
-                quarantine_rows(raw[bad], failed, "unreadable value: " + failed),
-            )
-            quarantined[table] += int(bad.sum())
-            typed = typed[~bad]
-        frames[table] = canonical_order(table, normalise_text(table, typed, dataset))
-        origins[table] = origin
-        read_counts[table] = len(raw)
-        logger.info("extracted %s: %d rows from %s", table, len(raw), origin)
-
-    columns = sorted(set().union(*(frames[t].columns for t in TABLES)))
-    for column in dataset.validation.column_means:
-        if column not in columns:
-            raise ConfigError(
-                f"{dataset.source_file or 'dataset.toml'}: [validation] column_means names "
-                f"{column!r}, which no table has{suggest(column, columns)}"
-            )
-    events = frames["events"]
+    got = _read_tables(source, dataset, run, logger)
+    check_column_means(dataset, sorted(set().union(*(got.frames[t].columns for t in TABLES))))
+    events = got.frames["events"]
     if since is not None:
-        before = events["occurred_at"] < pd.Timestamp(since)
-        events = events[~before].reset_index(drop=True)
-        read_counts["events"] = len(events) + quarantined["events"]
+        events, skipped = events_since(events, since)
+        got.read_counts["events"] = len(events) + got.quarantined["events"]
         logger.info(
-            "incremental: %d events since %s (%d older skipped)", len(events), since, before.sum()
+            "incremental: %d events since %s (%d older skipped)", len(events), since, skipped
         )
-    events_quarantine = run.quarantine("events")
-    orphan, reasons = unjoined_events(events, frames["users"], frames["products"])
-    if orphan.any():
-        share = orphan.mean()
-        append_quarantine(
-            events_quarantine,
-            quarantine_rows(events[orphan], "foreign key: " + reasons, reasons),
-        )
-        quarantined["events"] += int(orphan.sum())
-        counts = reasons.value_counts().to_dict()
-        if share > max_unjoined_share:
-            raise IntegrationError(
-                f"{orphan.sum():,} of {len(events):,} events ({share:.1%}) do not join: "
-                + ", ".join(f"{n:,} with {reason}" for reason, n in counts.items())
-                + f"; the limit is max_unjoined_share={max_unjoined_share:.1%}. They are in "
-                f"{events_quarantine}; check that every source covers the same users and "
-                "products"
-            )
-        logger.warning("quarantined %d events that do not join: %s", orphan.sum(), counts)
-        events = events[~orphan].reset_index(drop=True)
+    events = _drop_unjoined(events, got, run, max_unjoined_share, logger)
 
     central = read_central_events(run.data_root, state) if state else None
     merged, new, repeated, already_ingested = merge_new_events(central, events)
     if len(repeated):
         append_quarantine(
-            events_quarantine,
+            run.quarantine("events"),
             quarantine_rows(repeated, "unique event", "duplicate of another event in this extract"),
         )
-        quarantined["events"] += len(repeated)
-    frames["events"] = merged
+        got.quarantined["events"] += len(repeated)
+    got.frames["events"] = merged
     new_events_path = run.sub("central", "new_events.parquet")
     new.to_parquet(new_events_path, index=False)
 
-    known_types = set(dataset.events.weights) | set(dataset.events.transaction_types)
-    type_counts = frames["events"]["event_type"].value_counts()
-    ignored = {str(k): int(v) for k, v in type_counts.items() if k not in known_types}
-
-    paths, row_counts, fingerprints = {}, {}, []
-    for table in TABLES:
-        path = run.sub("snapshot", f"{table}.parquet")
-        frames[table].to_parquet(path, index=False)
-        paths[table], row_counts[table] = path, len(frames[table])
-        fingerprints.append(table_fingerprint(frames[table]))
-
+    ignored = ignored_event_types(merged, dataset)
+    paths, row_counts, fingerprint = _write_snapshot(got.frames, run)
     create_table_artifact(
         key="extraction",
-        table=[
-            {
-                "table": t,
-                "source": origins[t],
-                "rows_read": read_counts[t],
-                "rows_quarantined": quarantined[t],
-                "rows_new": len(new) if t == "events" else read_counts[t] - quarantined[t],
-                "rows_already_ingested": already_ingested if t == "events" else 0,
-                "rows_in_dataset": row_counts[t],
-            }
-            for t in TABLES
-        ],
+        table=extraction_rows(got, row_counts, len(new), already_ingested),
         description="what each source gave, and what did not join"
         + (f"; event types ignored (no weight): {ignored}" if ignored else ""),
     )
     return Snapshot(
         tables=paths,
         counts=row_counts,
-        read_counts=read_counts,
-        quarantined=quarantined,
+        fingerprint=fingerprint,
+        sources=got.origins,
+        read_counts=got.read_counts,
+        quarantined=got.quarantined,
         ignored_event_types=ignored,
-        fingerprint=hashlib.sha256("".join(fingerprints).encode()).hexdigest(),
-        sources=origins,
         new_events=new_events_path,
         n_new_events=len(new),
         n_already_ingested=already_ingested,

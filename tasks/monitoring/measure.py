@@ -10,7 +10,6 @@ triggered a retraining within `cooldown_hours`, or another feature of the same t
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 from prefect import task
 from pydantic import BaseModel, Field
 
+from tasks.atomic import write_text_atomically
 from tasks.dataset import DatasetSpec
 from tasks.errors import NotPublishedError
 from tasks.monitoring.drift import (
@@ -149,9 +149,9 @@ def measure_drift(
 ) -> tuple[list[FeatureDrift], dict[str, float], Windows]:
     """Drift per user feature (of the users active in each window), in the event mix, the
     category mix and product popularity; and the share of events the model cannot know."""
-    users = pd.read_parquet(snapshot.tables["users"])
-    products = pd.read_parquet(snapshot.tables["products"])
-    events = pd.read_parquet(snapshot.tables["events"])
+    users = snapshot.read("users")
+    products = snapshot.read("products")
+    events = snapshot.read("events")
     reference, current, windows = split_windows(events, published.data_until, reference_days)
     rows: list[FeatureDrift] = []
     visitors = {
@@ -240,7 +240,7 @@ def measure_live_performance(
     return performance, lift
 
 
-def decide(
+def decide_retraining(
     drift: list[FeatureDrift],
     unknown: dict[str, float],
     performance: list[VariantPerformance],
@@ -306,7 +306,7 @@ def cause_family(key: str) -> str:
 
 
 def state_path(data_root: Path) -> Path:
-    return Path(data_root) / "monitor" / "state.json"
+    return DataRoot.of(data_root).monitor_state
 
 
 def load_state(data_root: Path) -> MonitorState:
@@ -315,11 +315,7 @@ def load_state(data_root: Path) -> MonitorState:
 
 
 def save_state(data_root: Path, state: MonitorState) -> None:
-    path = state_path(data_root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(state.model_dump_json(indent=2))
-    os.replace(partial, path)
+    write_text_atomically(state_path(data_root), state.model_dump_json(indent=2))
 
 
 def remember_retrain(state: MonitorState, decision: Decision, version: str) -> MonitorState:

@@ -14,7 +14,6 @@ replaced (an atomic rename of a new link over the old one).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
@@ -30,9 +29,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from tasks.artifacts import FOLDER_MODE, artifact_sha256, file_sha256, restrict
+from tasks.artifacts import FOLDER_MODE, file_sha256, restrict
+from tasks.atomic import fsync, switch_symlink
 from tasks.dataset import DatasetSpec
 from tasks.errors import DamagedPublicationError, PublicationError, PublicationRefusedError
+from tasks.evaluation.run_report import MetricsDocument
+from tasks.publishing.manifest import Manifest
 from tasks.publishing.publication_checks import PublicationFigures, refusals
 from tasks.publishing.recommend import (
     RECOMMENDATIONS_SCHEMA,
@@ -44,6 +46,7 @@ from tasks.publishing.recommend import (
 )
 from tasks.publishing.tiers import TIERS
 from tasks.run_context import DataRoot, Snapshot
+from tasks.versions import OPERATIONAL
 
 
 class Publication(BaseModel):
@@ -57,31 +60,12 @@ class Publication(BaseModel):
     catalog_coverage_per_tier: dict[str, float] = {}
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def model_version(model_path: Path, data_fingerprint: str, created_at: datetime) -> str:
-    """`<UTC time>-<hash of model vectors and data>`: sortable and traceable."""
-    digest = hashlib.sha256(artifact_sha256(model_path).encode())
-    digest.update(data_fingerprint.encode())
-    return f"{created_at:%Y%m%dT%H%M%SZ}-{digest.hexdigest()[:10]}"
-
-
 def switch_latest(published_root: Path, version: str) -> None:
     """Point `latest` at `version` atomically (new symlink renamed over the old one)."""
     latest = published_root / "latest"
     if latest.exists() and not latest.is_symlink():
         raise PublicationError(f"{latest} exists and is not a symlink; move it away and rerun")
-    staging_link = published_root / f".latest-{os.getpid()}"
-    staging_link.unlink(missing_ok=True)
-    staging_link.symlink_to(version, target_is_directory=True)
-    os.replace(staging_link, latest)
-    _fsync(published_root)
+    switch_symlink(latest, version)
 
 
 def published_data_counts(data_root: Path) -> dict[str, int] | None:
@@ -101,16 +85,22 @@ def current_latest(published_root: Path) -> str | None:
 class PublishParams(BaseModel):
     """How publishing runs: versions kept, partitions, and where partitions are scored."""
 
-    keep_versions: int = Field(5, ge=1, le=1000, description="published versions kept on disk")
-    partition_users: int = Field(
+    keep_versions: Annotated[int, OPERATIONAL] = Field(
+        5, ge=1, le=1000, description="published versions kept on disk"
+    )
+    partition_users: Annotated[int, OPERATIONAL] = Field(
         250_000, ge=100, description="users per scoring partition (one task each)"
     )
-    chunk_size: int = Field(256, ge=16, le=4095, description="users scored per matrix block")
-    runner: Literal["local", "dask"] = Field(
+    chunk_size: Annotated[int, OPERATIONAL] = Field(
+        256, ge=16, le=4095, description="users scored per matrix block"
+    )
+    runner: Annotated[Literal["local", "dask"], OPERATIONAL] = Field(
         "local", description="local: partitions in this process; dask: on a Dask cluster"
     )
-    dask_workers: int = Field(2, ge=1, le=256, description="workers of a local Dask cluster")
-    dask_address: str | None = Field(
+    dask_workers: Annotated[int, OPERATIONAL] = Field(
+        2, ge=1, le=256, description="workers of a local Dask cluster"
+    )
+    dask_address: Annotated[str | None, OPERATIONAL] = Field(
         None, description="scheduler address of an existing Dask cluster (shared storage)"
     )
     control_share: float = Field(
@@ -126,7 +116,7 @@ class PublishParams(BaseModel):
         max_length=40,
         description="name of the A/B experiment: a new name draws a new control group",
     )
-    min_share_of_latest: float = Field(
+    min_share_of_latest: Annotated[float, OPERATIONAL] = Field(
         0.5,
         ge=0,
         le=1,
@@ -285,7 +275,12 @@ def open_staging(published_root: Path, version: str) -> Path:
 
 
 def complete_version(
-    staging: Path, parts: list[Path], metrics: dict, manifest: dict, keep_versions: int
+    staging: Path,
+    parts: list[Path],
+    metrics_json: str,
+    manifest: dict,
+    keep_versions: int,
+    manifest_model: type[Manifest] | None = None,
 ) -> dict:
     """Combine the parts, write metrics and the manifest (row counts, sha256 of every
     file), fsync, rename the folder into place, switch `latest`, prune old versions.
@@ -296,7 +291,7 @@ def complete_version(
     version = manifest["model_version"]
     recommendations = staging / "recommendations.parquet"
     _combine(parts, recommendations)
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (staging / "metrics.json").write_text(metrics_json)
     manifest = manifest | {
         "columns": RECOMMENDATIONS_SCHEMA.names,
         "sorted_by": ["user_id", "rank"],
@@ -306,17 +301,19 @@ def complete_version(
             for name in ("recommendations.parquet", "metrics.json")
         },
     }
+    if manifest_model is not None:  # the nightly's: the whole contract, checked
+        manifest = manifest_model.model_validate(manifest).model_dump(mode="json")
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
     restrict(staging)
     for path in staging.iterdir():
-        _fsync(path)
-    _fsync(staging)
+        fsync(path)
+    fsync(staging)
     final = published_root / version
     replaced = published_root / f".replaced-{version}-{os.getpid()}"
     if final.exists():  # a damaged copy of this version (it failed verification): replaced
         os.rename(final, replaced)
     os.rename(staging, final)
-    _fsync(published_root)
+    fsync(published_root)
     shutil.rmtree(replaced, ignore_errors=True)
     switch_latest(published_root, version)
     manifest["pruned"] = prune_versions(published_root, keep_versions)
@@ -381,7 +378,7 @@ def finish_version(
     counts: list[dict],
     snapshot: Snapshot,
     dataset: DatasetSpec,
-    metrics: dict,
+    metrics: MetricsDocument | None,
     top_n_size: int,
     params: PublishParams,
     version: str,
@@ -404,7 +401,7 @@ def finish_version(
     manifest = complete_version(
         staging,
         parts,
-        metrics,
+        metrics.to_json() if metrics else "{}",
         {
             "model_version": version,
             "user_count": sum(c["users"] for c in counts),
@@ -414,7 +411,7 @@ def finish_version(
             "data_until": snapshot.high_water_mark.isoformat()
             if snapshot.high_water_mark
             else None,
-            "run_id": metrics.get("run_id"),
+            "run_id": metrics.run_id if metrics else None,
             "catalog_coverage_per_tier": tier_coverage,
             "users_with_list": figures.users_with_list,
             "products_shown": figures.products_shown,
@@ -427,6 +424,7 @@ def finish_version(
             "model_sha256": model_sha256,
         },
         params.keep_versions,
+        Manifest,
     )
     final = published_root / version
     coverage = "\n".join(

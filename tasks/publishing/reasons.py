@@ -1,7 +1,8 @@
 """Why a product is in a user's list, in plain words the shop's website can show.
 
 The reason follows the blend component that contributed most to the product's score, and
-only ever cites what the user and the product really have:
+only ever cites what the user and the product really have. Each model family declares which
+of the sources below speaks for it (`Family.explain`, tasks/training/models/):
 - transitions: "often bought after the Gentle Foam Cleanser you bought" (the product of the
   user's purchases that leads to this one most strongly);
 - item neighbours: "similar to the ... you bought" / "you showed interest in";
@@ -23,14 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tasks.features.interactions import bought_matrix, index_of, instants
-from tasks.training.models import Blend, FactorModel
-from tasks.training.train import (
-    CATEGORY_TRANSITIONS,
-    ITEM_KNN,
-    POPULARITY,
-    SEGMENT_POPULARITY,
-    TRANSITIONS,
-)
+from tasks.training.models import Blend, FactorModel, families
 
 BEST_SELLER = "a best seller right now"
 FROM_HISTORY = "in line with what you bought and viewed"
@@ -76,86 +70,24 @@ class ReasonContext:
         phrases: dict[str, str],
     ) -> ReasonContext:
         """purchases: user_id, product_id, event_type, occurred_at of transactions."""
-        n_users, n_products = len(users), len(products)
-        u = index_of(purchases["user_id"], users["user_id"])
-        p = index_of(purchases["product_id"], products["product_id"])
-        ok = (u >= 0) & (p >= 0)
-        u, p = u[ok], p[ok]
-        types = list(purchases["event_type"].unique()) if "event_type" in purchases else []
-        bought = bought_matrix(purchases, users["user_id"], products["product_id"], types)
-        last = np.full(n_users, -1, dtype=np.int64)
-        if len(u):
-            order = np.argsort(instants(purchases["occurred_at"])[ok], kind="stable")
-            last[u[order]] = p[order]  # later purchases overwrite earlier ones
-        names = (
-            products[name_column].astype("string").fillna(products["product_id"].astype(str))
-            if name_column and name_column in products
-            else products["product_id"].astype("string")
-        ).to_numpy(dtype=object)
-        categories = (
-            products[category_column].astype("string").to_numpy(dtype=object)
-            if category_column and category_column in products
-            else None
-        )
-        if attribute_column and attribute_column in users:
-            values = users[attribute_column]
-            code, uniques = pd.factorize(values.astype("string"))
-            attribute_phrase = phrase_of(attribute_column, values, phrases).to_numpy(dtype=object)
-        else:
-            code, uniques = np.full(n_users, -1), []
-            attribute_phrase = np.full(n_users, None, dtype=object)
-        # product feature values ("contains ...") from the multi-value content columns
-        exploded = pd.concat(
-            [
-                products[c].astype("string").str.split("|").explode().str.strip().dropna()
-                for c in content_columns
-                if c in products
-            ]
-            or [pd.Series(dtype="string")]
-        )
-        exploded = exploded[exploded != ""]
-        value_code, feature_values = pd.factorize(exploded)
-        product_features = sp.csr_matrix(
-            (np.ones(len(value_code), dtype=np.float32), (exploded.index.to_numpy(), value_code)),
-            shape=(n_products, len(feature_values)),
-        )
-        product_features.data[:] = 1.0
-        lift = np.zeros((max(len(uniques), 1), len(feature_values)))
-        if len(uniques) and len(feature_values):
-            membership = sp.csr_matrix(
-                (np.ones((code >= 0).sum()), (np.flatnonzero(code >= 0), code[code >= 0])),
-                shape=(n_users, len(uniques)),
-            )
-            counts = np.asarray(
-                (membership.T @ bought.astype(np.float32) @ product_features).todense()
-            )
-            share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-            overall = counts.sum(axis=0) / max(counts.sum(), 1)
-            lift = np.where(counts >= MIN_SUPPORT, share / np.maximum(overall, 1e-12), 0.0)
-        segment = None
-        for column in segment_columns:
-            if column not in users:
-                continue
-            part = phrase_of(column, users[column], phrases)
-            segment = part if segment is None else segment + " in " + part
-        segment_phrase = (
-            segment.to_numpy(dtype=object)
-            if segment is not None
-            else np.full(n_users, None, dtype=object)
-        )
-        segment_phrase = np.where(pd.isna(segment_phrase), None, segment_phrase)
-        attribute_phrase = np.where(pd.isna(attribute_phrase), None, attribute_phrase)
+        bought, last = _purchases(users, products, purchases)
+        code, n_values, attribute_phrase = _attribute(users, attribute_column, phrases)
+        product_features, feature_values = _product_features(products, content_columns)
         return cls(
-            names=names,
-            categories=categories,
+            names=_display_names(products, name_column),
+            categories=(
+                products[category_column].astype("string").to_numpy(dtype=object)
+                if category_column and category_column in products
+                else None
+            ),
             bought=bought,
             last_bought=last,
             attribute_phrase=attribute_phrase,
             attribute_code=np.asarray(code, dtype=np.int64),
-            feature_lift=lift,
+            feature_lift=_feature_lift(code, n_values, bought, product_features),
             product_features=product_features.tocsr(),
             feature_values=np.asarray(feature_values, dtype=object),
-            segment_phrase=segment_phrase,
+            segment_phrase=_segment_phrase(users, segment_columns, phrases),
         )
 
     # -- one source of reasons each; all take pair arrays (user rows, product columns) --
@@ -228,6 +160,109 @@ class ReasonContext:
         text = "popular with " + pd.Series(phrase).astype(str)
         return np.where(pd.isna(phrase), None, text.to_numpy(dtype=object))
 
+    def best_seller(self, users: np.ndarray):
+        return np.full(len(users), BEST_SELLER, dtype=object)
+
+
+def _purchases(
+    users: pd.DataFrame, products: pd.DataFrame, purchases: pd.DataFrame
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(users × products bought at least once, each user's last product bought: -1 none)."""
+    u = index_of(purchases["user_id"], users["user_id"])
+    p = index_of(purchases["product_id"], products["product_id"])
+    ok = (u >= 0) & (p >= 0)
+    u, p = u[ok], p[ok]
+    types = list(purchases["event_type"].unique()) if "event_type" in purchases else []
+    bought = bought_matrix(purchases, users["user_id"], products["product_id"], types)
+    last = np.full(len(users), -1, dtype=np.int64)
+    if len(u):
+        order = np.argsort(instants(purchases["occurred_at"])[ok], kind="stable")
+        last[u[order]] = p[order]  # later purchases overwrite earlier ones
+    return bought, last
+
+
+def _display_names(products: pd.DataFrame, name_column: str | None) -> np.ndarray:
+    """Each product's name (its id where it has none)."""
+    return (
+        products[name_column].astype("string").fillna(products["product_id"].astype(str))
+        if name_column and name_column in products
+        else products["product_id"].astype("string")
+    ).to_numpy(dtype=object)
+
+
+def _attribute(
+    users: pd.DataFrame, column: str | None, phrases: dict[str, str]
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """(each user's code of its value in `column`: -1 none, the number of values, each
+    user's phrase of it: "dry skin", None)."""
+    if column and column in users:
+        values = users[column]
+        code, uniques = pd.factorize(values.astype("string"))
+        phrase = phrase_of(column, values, phrases).to_numpy(dtype=object)
+    else:
+        code, uniques = np.full(len(users), -1), []
+        phrase = np.full(len(users), None, dtype=object)
+    return code, len(uniques), np.where(pd.isna(phrase), None, phrase)
+
+
+def _product_features(
+    products: pd.DataFrame, content_columns: list[str]
+) -> tuple[sp.csr_matrix, pd.Index]:
+    """(products × feature values 0/1, the values: "ceramides") of the multi-value content
+    columns ("contains ...")."""
+    exploded = pd.concat(
+        [
+            products[c].astype("string").str.split("|").explode().str.strip().dropna()
+            for c in content_columns
+            if c in products
+        ]
+        or [pd.Series(dtype="string")]
+    )
+    exploded = exploded[exploded != ""]
+    value_code, feature_values = pd.factorize(exploded)
+    product_features = sp.csr_matrix(
+        (np.ones(len(value_code), dtype=np.float32), (exploded.index.to_numpy(), value_code)),
+        shape=(len(products), len(feature_values)),
+    )
+    product_features.data[:] = 1.0
+    return product_features, feature_values
+
+
+def _feature_lift(
+    code: np.ndarray, n_values: int, bought: sp.csr_matrix, product_features: sp.csr_matrix
+) -> np.ndarray:
+    """Attribute value × product feature value: how much more often buyers with that value
+    bought products with that feature than all buyers did (0 below MIN_SUPPORT)."""
+    n_features = product_features.shape[1]
+    if not (n_values and n_features):
+        return np.zeros((max(n_values, 1), n_features))
+    membership = sp.csr_matrix(
+        (np.ones((code >= 0).sum()), (np.flatnonzero(code >= 0), code[code >= 0])),
+        shape=(len(code), n_values),
+    )
+    counts = np.asarray((membership.T @ bought.astype(np.float32) @ product_features).todense())
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    overall = counts.sum(axis=0) / max(counts.sum(), 1)
+    return np.where(counts >= MIN_SUPPORT, share / np.maximum(overall, 1e-12), 0.0)
+
+
+def _segment_phrase(
+    users: pd.DataFrame, segment_columns: list[str], phrases: dict[str, str]
+) -> np.ndarray:
+    """Each user's segment in words ("dry skin in the north region"; None: no segment)."""
+    segment = None
+    for column in segment_columns:
+        if column not in users:
+            continue
+        part = phrase_of(column, users[column], phrases)
+        segment = part if segment is None else segment + " in " + part
+    phrase = (
+        segment.to_numpy(dtype=object)
+        if segment is not None
+        else np.full(len(users), None, dtype=object)
+    )
+    return np.where(pd.isna(phrase), None, phrase)
+
 
 def explain(
     context: ReasonContext,
@@ -260,25 +295,10 @@ def explain(
     contribution = np.stack(
         [model.weights[name] * model.component_share(name, u, j) for name in names], axis=1
     )
-    by_strength = strength_order(contribution)
-    everyone = np.ones(len(history), dtype=bool)
+    speakers = _Speakers(context, model, names, strength_order(contribution), u, j)
     # The strongest contributor that can say something true speaks.
-    text, spoke = _strongest_speaker(
-        context, model, names, by_strength, u, j, everyone, [True] * len(names)
-    )
-    # "The next step after your mask" says why the category, not why this product: the
-    # next strongest source that speaks about the product is added.
-    if CATEGORY_TRANSITIONS in names:
-        step = names.index(CATEGORY_TRANSITIONS)
-        about_product = [
-            k != step and name not in (POPULARITY, SEGMENT_POPULARITY)
-            for k, name in enumerate(names)
-        ]
-        extra, _ = _strongest_speaker(
-            context, model, names, by_strength, u, j, spoke == step, about_product
-        )
-        joined = pd.Series(text).astype(str) + "; " + pd.Series(extra).astype(str)
-        text = np.where(pd.isna(extra), text, joined.to_numpy(dtype=object))
+    text, spoke = speakers.strongest(np.ones(len(history), dtype=bool), [True] * len(names))
+    text = speakers.about_the_product_too(text, spoke)
     reason[history] = np.where(pd.isna(text), FROM_HISTORY, text)
     return reason
 
@@ -295,43 +315,55 @@ def strength_order(contribution: np.ndarray) -> np.ndarray:
     return np.argsort(-rounded, axis=1, kind="stable")
 
 
-def _strongest_speaker(
-    context: ReasonContext,
-    model: Blend,
-    names: list[str],
-    by_strength: np.ndarray,
-    u: np.ndarray,
-    j: np.ndarray,
-    eligible: np.ndarray,
-    allowed: list[bool],
-) -> tuple[np.ndarray, np.ndarray]:
-    """For the eligible pairs, the reason of the strongest allowed component that can say
-    something true (None: none can), and the index of the component that spoke (-1)."""
-    text = np.full(len(u), None, dtype=object)
-    spoke = np.full(len(u), -1)
-    for rank in range(len(names)):  # a handful of components, never users or products
-        open_ = eligible & pd.isna(text)
-        if not open_.any():
-            break
-        for k, name in enumerate(names):
-            pick = np.flatnonzero(open_ & (by_strength[:, rank] == k))
-            if pick.size and allowed[k]:
-                said = _reason_from(context, model, name, u[pick], j[pick])
-                text[pick] = said
-                spoke[pick[~pd.isna(said)]] = k
-    return text, spoke
+@dataclass
+class _Speakers:
+    """The blend's weighted components (`names`), each able to explain the history pairs
+    (u, j) as its family declares; `by_strength`: per pair, their indices, strongest first."""
 
+    context: ReasonContext
+    model: Blend
+    names: list[str]
+    by_strength: np.ndarray
+    u: np.ndarray
+    j: np.ndarray
 
-def _reason_from(context: ReasonContext, model: Blend, name: str, u: np.ndarray, j: np.ndarray):
-    component = model.components[name]
-    if name == TRANSITIONS:
-        return context.after_bought(component, u, j)
-    if name == ITEM_KNN:
-        return context.similar_to(component, u, j)
-    if name == CATEGORY_TRANSITIONS:
-        return context.next_step(u, j)
-    if name == SEGMENT_POPULARITY:
-        return context.popular_with(u)
-    if name == POPULARITY:
-        return np.full(len(u), BEST_SELLER, dtype=object)
-    return context.matches(u, j)
+    def strongest(self, eligible: np.ndarray, allowed: list[bool]) -> tuple[np.ndarray, np.ndarray]:
+        """For the eligible pairs, the reason of the strongest allowed component that can say
+        something true (None: none can), and the index of the component that spoke (-1)."""
+        text = np.full(len(self.u), None, dtype=object)
+        spoke = np.full(len(self.u), -1)
+        for rank in range(len(self.names)):  # a handful of components, never users or products
+            open_ = eligible & pd.isna(text)
+            if not open_.any():
+                break
+            for k, name in enumerate(self.names):
+                pick = np.flatnonzero(open_ & (self.by_strength[:, rank] == k))
+                if pick.size and allowed[k]:
+                    said = self._reason_from(name, pick)
+                    text[pick] = said
+                    spoke[pick[~pd.isna(said)]] = k
+        return text, spoke
+
+    def about_the_product_too(self, text: np.ndarray, spoke: np.ndarray) -> np.ndarray:
+        """Where a family that explains the category spoke ("the next step after your
+        mask" says why the category, not why this product), the next strongest one that
+        speaks about the product itself adds its reason."""
+        declared = [families.find(name) for name in self.names]
+        about_product = [found is None or found.explains_the_product for found in declared]
+        for step, found in enumerate(declared):
+            if found is None or not found.explains_the_category:
+                continue
+            extra, _ = self.strongest(spoke == step, about_product)
+            joined = pd.Series(text).astype(str) + "; " + pd.Series(extra).astype(str)
+            text = np.where(pd.isna(extra), text, joined.to_numpy(dtype=object))
+        return text
+
+    def _reason_from(self, name: str, pick: np.ndarray) -> np.ndarray:
+        """What the family `name` says of the picked pairs (one that is not registered:
+        what the product has that matches the user's attribute)."""
+        component = self.model.components[name]
+        u, j = self.u[pick], self.j[pick]
+        found = families.find(name)
+        if found is None:
+            return self.context.matches(u, j)
+        return found.explain(self.context, component, u, j)

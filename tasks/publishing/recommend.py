@@ -119,11 +119,9 @@ def load_audience(
 
     now: the moment windows and launches are measured from; None = the newest event (so a
     rerun on the same data agrees). control: the A/B test, if any."""
-    users = pd.read_parquet(snapshot.tables["users"])
-    products = pd.read_parquet(snapshot.tables["products"])
-    events = pd.read_parquet(
-        snapshot.tables["events"], columns=["user_id", "product_id", "event_type", "occurred_at"]
-    )
+    users = snapshot.read("users")
+    products = snapshot.read("products")
+    events = snapshot.read("events", columns=["user_id", "product_id", "event_type", "occurred_at"])
     if now is None:
         now = pd.Timestamp(events["occurred_at"].max()).to_pydatetime()
     spec = dataset.publishing

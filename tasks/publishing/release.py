@@ -1,26 +1,44 @@
-"""A rerun on the same snapshot with the same settings finds its version already there.
+"""How a judged run ends, published or not.
+
+`finish_if_published`: a rerun on the same snapshot with the same settings finds its
+version already there.
 
 Why: the version id names the inputs (tasks/versions.py), so a second run on them would
 publish the same lists again. If the version is registered and its publication is complete
 and intact, the rerun only finishes what a killed run may have left (the `latest` switch,
 the champion, the registry's flag) and records in its own metrics.json which version it
 found; otherwise it goes on and publishes.
+
+`refuse`: the gate said no. The challenger is registered anyway (`published: false`, with
+the gate's reasons), the evaluation page is written, and the run fails with
+GateRefusedError (exit code 3); `latest` and the champion stay where they were.
 """
 
 from __future__ import annotations
 
-import json
+from datetime import UTC, datetime
 from pathlib import Path
 
-from tasks.evaluation.run_report import write_run_metrics
+from tasks.dataset import DatasetSpec
+from tasks.errors import GateRefusedError
+from tasks.evaluation.run_report import MetricsDocument, write_run_metrics
 from tasks.publishing.publish import Publication, find_publication, switch_latest
-from tasks.run_context import DataRoot, RunFolder
-from tasks.training.registry import find_entry, mark_published, promote_champion
+from tasks.reporting.evaluation_report import write_evaluation_report
+from tasks.reporting.run_index import write_index
+from tasks.reporting.summary import RunSummary
+from tasks.run_context import DataRoot, RunFolder, Snapshot
+from tasks.training.registry import (
+    ModelRecord,
+    find_entry,
+    mark_published,
+    promote_champion,
+    register_model,
+)
 
 
 def finish_if_published(
     data_root: Path, version: str, run: RunFolder, trigger: str | None
-) -> tuple[Publication, dict] | None:
+) -> tuple[Publication, MetricsDocument] | None:
     """The complete publication of `version` and its metrics document, finished and
     recorded in this run's metrics.json; None when the run has to publish it."""
     entry = find_entry(data_root, version)
@@ -33,8 +51,35 @@ def finish_if_published(
         switch_latest(DataRoot.of(data_root).published, version)
         promote_champion(data_root, version)
         mark_published(data_root, version)
-    document = json.loads((publication.path / "metrics.json").read_text())
+    document = MetricsDocument.model_validate_json((publication.path / "metrics.json").read_text())
     write_run_metrics(
-        document | {"run_id": run.run_id, "already_published": version, "trigger": trigger}, run
+        document.model_copy(
+            update={"run_id": run.run_id, "already_published": version, "trigger": trigger}
+        ),
+        run,
     )
+    write_index(data_root)
     return publication, document
+
+
+def refuse(
+    record: ModelRecord,
+    model_path: Path,
+    document: MetricsDocument,
+    summary: RunSummary,
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    run: RunFolder,
+) -> None:
+    """Register the refused challenger, write the evaluation page, raise GateRefusedError."""
+    report = write_evaluation_report(document, snapshot, dataset, run)
+    register_model(
+        run.data_root,
+        model_path,
+        record,
+        refit_on_all_data=False,
+        published=False,
+        created_at=datetime.now(UTC),
+    )
+    write_index(run.data_root)
+    raise GateRefusedError(summary.model_copy(update={"evaluation_report": report.path}).render())

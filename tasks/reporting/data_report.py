@@ -172,11 +172,9 @@ def top_products(
 @task(name="write-data-report")
 def write_data_report(snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder) -> DataReport:
     """The run's data report page, and a Prefect artifact that links it."""
-    users = pd.read_parquet(snapshot.tables["users"])
-    products = pd.read_parquet(snapshot.tables["products"])
-    events = pd.read_parquet(
-        snapshot.tables["events"], columns=["user_id", "product_id", "event_type", "occurred_at"]
-    )
+    users = snapshot.read("users")
+    products = snapshot.read("products")
+    events = snapshot.read("events", columns=["user_id", "product_id", "event_type", "occurred_at"])
     purchases = events[events["event_type"].isin(dataset.events.transaction_types)]
     segment = segment_column(dataset, users)
     category = dataset.category_column()

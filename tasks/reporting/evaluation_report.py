@@ -25,12 +25,12 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
 from tasks.dataset import DatasetSpec
+from tasks.evaluation.metrics import KS, SEGMENTS, CandidateMetrics
+from tasks.evaluation.run_report import MetricsDocument
 from tasks.reporting.report_html import Figure, figure_sections, html_table, png, write_page
 from tasks.run_context import RunFolder, Snapshot
 
 CURVES = ("NDCG", "HR", "precision", "recall")
-KS = (5, 10, 20)
-SEGMENTS = ("warm_users", "cold_users", "new_products")
 SAMPLE_PER_TIER = 4
 SHOWN = 10
 
@@ -42,12 +42,12 @@ class EvaluationReport(BaseModel):
     top1_share_of_slots: float | None = None  # popularity bias of the published lists
 
 
-def metric_curves(candidates: dict[str, dict]) -> tuple[str, int]:
+def metric_curves(candidates: dict[str, CandidateMetrics]) -> tuple[str, int]:
     figure, grid = plt.subplots(2, 2, figsize=(8, 5.2), sharex=True)
     plotted = 0
     for axes, metric in zip(grid.ravel(), CURVES, strict=True):
         for name, values in candidates.items():
-            points = [(k, values[f"{metric}@{k}"]) for k in KS if f"{metric}@{k}" in values]
+            points = [(k, values[f"{metric}@{k}"]) for k in KS]
             if points:
                 axes.plot(*zip(*points, strict=True), marker="o", label=name, linewidth=1)
                 plotted += len(points)
@@ -58,15 +58,15 @@ def metric_curves(candidates: dict[str, dict]) -> tuple[str, int]:
     return png(figure), plotted
 
 
-def segment_bars(candidates: dict[str, dict]) -> tuple[str, int]:
+def segment_bars(candidates: dict[str, CandidateMetrics]) -> tuple[str, int]:
     names = list(candidates)
     figure, axes = plt.subplots(figsize=(8, 3.2))
     width = 0.8 / len(SEGMENTS)
     x = np.arange(len(names))
     plotted = 0
     for i, segment in enumerate(SEGMENTS):
-        values = [candidates[n].get(f"NDCG@10[{segment}]", np.nan) for n in names]
-        counts = {int(candidates[n].get(f"n[{segment}]", 0)) for n in names}
+        values = [candidates[n].segment(segment).ndcg_at_10 for n in names]
+        counts = {candidates[n].segment(segment).users for n in names}
         axes.bar(x + i * width, values, width, label=f"{segment} (n={max(counts):,})")
         plotted += int(np.isfinite(values).sum())
     axes.set_xticks(x + width, names, rotation=30, ha="right", fontsize=7)
@@ -75,12 +75,8 @@ def segment_bars(candidates: dict[str, dict]) -> tuple[str, int]:
     return png(figure), plotted
 
 
-def rule_costs(published: dict) -> tuple[str, int]:
-    rules = {
-        key[len("NDCG@10[rules:") : -1]: value
-        for key, value in published.items()
-        if key.startswith("NDCG@10[rules:")
-    }
+def rule_costs(published: CandidateMetrics | None) -> tuple[str, int]:
+    rules = published.rule_costs if published is not None else {}
     figure, axes = plt.subplots(figsize=(6.4, 2.6))
     if rules:
         axes.barh(list(rules), list(rules.values()))
@@ -161,7 +157,7 @@ def sample_of_users(
 
 @task(name="write-evaluation-report")
 def write_evaluation_report(
-    document: dict,
+    document: MetricsDocument,
     snapshot: Snapshot,
     dataset: DatasetSpec,
     run: RunFolder,
@@ -169,10 +165,10 @@ def write_evaluation_report(
 ) -> EvaluationReport:
     """The evaluation page from the run's metrics document (and the published lists, when
     the gate let them through), and a Prefect artifact that links it."""
-    candidates: dict[str, dict] = document["candidates"]
-    published = candidates.get(document.get("published") or "blend", {})
-    gate = document["gate"]
-    verdict = "PASSED" if gate["passed"] else "REFUSED"
+    candidates = document.candidates
+    published = candidates.get(document.published or document.gate.candidate)
+    gate = document.gate
+    verdict = "PASSED" if gate.passed else "REFUSED"
     sections = [
         ("metric_curves", "Metrics at k, per candidate", metric_curves(candidates)),
         ("segments", "NDCG@10 per segment, per candidate", segment_bars(candidates)),
@@ -181,13 +177,13 @@ def write_evaluation_report(
     body = [
         f"<h1>Evaluation: run {html.escape(run.run_id)} — gate {verdict}</h1>",
         "<h2>The gate</h2>",
-        html_table([{"check": reason} for reason in gate["reasons"]]),
+        html_table([{"check": reason} for reason in gate.reasons]),
         "<h2>Candidates</h2>",
         html_table(
             [
                 {"candidate": name}
-                | {m: f"{v[m]:.4f}" for m in ("NDCG@10", "HR@10", "MAP@10") if m in v}
-                | {"coverage@10": f"{v.get('catalog_coverage@10', float('nan')):.3f}"}
+                | {m: f"{v[m]:.4f}" for m in ("NDCG@10", "HR@10", "MAP@10")}
+                | {"coverage@10": f"{v.catalog_coverage_at_10:.3f}"}
                 for name, v in candidates.items()
             ]
         ),
@@ -198,9 +194,9 @@ def write_evaluation_report(
         lists = pd.read_parquet(
             recommendations, columns=["user_id", "rank", "product_id", "tier", "reason"]
         )
-        products = pd.read_parquet(snapshot.tables["products"])
-        events = pd.read_parquet(
-            snapshot.tables["events"],
+        products = snapshot.read("products")
+        events = snapshot.read(
+            "events",
             columns=["user_id", "product_id", "event_type", "occurred_at"],
         )
         purchases = events[events["event_type"].isin(dataset.events.transaction_types)]
@@ -230,5 +226,5 @@ def write_evaluation_report(
         description="candidates, gate, coverage, popularity bias and a sample of lists",
     )
     return EvaluationReport(
-        path=path, figures=figures, gate_passed=gate["passed"], top1_share_of_slots=top1
+        path=path, figures=figures, gate_passed=gate.passed, top1_share_of_slots=top1
     )

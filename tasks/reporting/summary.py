@@ -8,8 +8,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from tasks.evaluation.gate import GateDecision
+from tasks.evaluation.metrics import CandidateMetrics
+from tasks.evaluation.run_report import MetricsDocument
 from tasks.publishing.publish import Publication
-from tasks.run_context import Snapshot
+from tasks.run_context import RunFolder, Snapshot
 from tasks.training.tune import TuningResult
 from tasks.validation.validate import ValidationReport
 
@@ -26,7 +28,7 @@ class RunSummary(BaseModel):
     new_events: int = 0
     already_ingested: int = 0
     ignored_event_types: dict[str, int] = {}
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, CandidateMetrics]
     chosen_blend: dict[str, float] = {}
     reason: str | None = None
     gate_passed: bool
@@ -67,8 +69,8 @@ class RunSummary(BaseModel):
             )
         for name, m in self.metrics.items():
             lines.append(
-                f"{name:>22}: NDCG@10 {m['NDCG@10']:.4f}  HR@10 {m['HR@10']:.4f}  "
-                f"precision@10 {m['precision@10']:.4f}  recall@10 {m['recall@10']:.4f}"
+                f"{name:>22}: NDCG@10 {m.ndcg_at_10:.4f}  HR@10 {m.hr_at_10:.4f}  "
+                f"precision@10 {m.precision_at_10:.4f}  recall@10 {m.recall_at_10:.4f}"
             )
         if self.chosen_blend:
             lines.append(f"blend (tuned on the validation transaction): {self.chosen_blend}")
@@ -92,16 +94,15 @@ class RunSummary(BaseModel):
     @classmethod
     def of_data(
         cls,
-        run_id: str,
-        run_folder: Path,
+        run: RunFolder,
         snapshot: Snapshot,
         validation: ValidationReport,
         reason: str | None,
     ) -> RunSummary:
         """What was read, kept and quarantined; nothing judged yet."""
         return cls(
-            run_id=run_id,
-            run_folder=run_folder,
+            run_id=run.run_id,
+            run_folder=run.path,
             counts=snapshot.counts,
             quarantined=snapshot.quarantined,
             row_accounting={t: a.model_dump() for t, a in validation.accounts.items()},
@@ -117,7 +118,7 @@ class RunSummary(BaseModel):
 
     def judged(
         self,
-        metrics: dict[str, dict[str, float]],
+        metrics: dict[str, CandidateMetrics],
         tuning: TuningResult,
         decision: GateDecision,
         data_report: Path,
@@ -125,7 +126,7 @@ class RunSummary(BaseModel):
         """With every candidate's metrics, the chosen blend and the gate's decision."""
         return self.model_copy(
             update={
-                "metrics": {n: {k: float(v) for k, v in m.items()} for n, m in metrics.items()},
+                "metrics": metrics,
                 "chosen_blend": tuning.config.blend,
                 "gate_passed": decision.passed,
                 "gate_reasons": decision.reasons,
@@ -147,14 +148,14 @@ class RunSummary(BaseModel):
             }
         )
 
-    def found_published(self, publication: Publication, document: dict) -> RunSummary:
+    def found_published(self, publication: Publication, document: MetricsDocument) -> RunSummary:
         """A rerun that found its version published: that publication's figures."""
         return self.published_as(publication).model_copy(
             update={
                 "already_published": True,
-                "metrics": document["candidates"],
-                "chosen_blend": (document.get("tuning") or {}).get("chosen", {}).get("blend", {}),
-                "gate_passed": document["gate"]["passed"],
-                "gate_reasons": document["gate"]["reasons"],
+                "metrics": document.candidates,
+                "chosen_blend": document.tuning.chosen.get("blend", {}) if document.tuning else {},
+                "gate_passed": document.gate.passed,
+                "gate_reasons": document.gate.reasons,
             }
         )

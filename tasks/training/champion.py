@@ -10,12 +10,11 @@ itself, so that model is reused instead of fitted twice.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tasks.evaluation.gate import CHAMPION
 from tasks.run_context import FeatureSet, TrainedModel
 from tasks.training.registry import RegistryEntry
-from tasks.training.train import BLEND, ModelConfig, train_candidates
+from tasks.training.train import BLEND, ModelConfig, TrainingContext, train_candidates
 
 
 def with_champion(
@@ -24,21 +23,16 @@ def with_champion(
     tuned: ModelConfig,
     train_events: Path,
     features: FeatureSet,
-    **training: Any,
+    context: TrainingContext,
 ) -> dict[str, TrainedModel]:
     """`candidates` plus, when there is a champion, its model trained on `train_events`
-    under the name CHAMPION. `training`: the other arguments of `train_candidates`."""
+    under the name CHAMPION."""
     if champion is None:
         return candidates
     config = ModelConfig.model_validate(champion.config)
     if config == tuned:
         return candidates | {CHAMPION: candidates[BLEND]}
     rerun = train_candidates(
-        train_events,
-        features=features,
-        config=config,
-        stage="champion",
-        only_blend=True,
-        **training,
+        train_events, features, config, context, stage="champion", only_blend=True
     )
     return candidates | {CHAMPION: rerun[BLEND]}

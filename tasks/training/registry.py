@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -24,50 +23,50 @@ from prefect import task
 from pydantic import BaseModel
 
 from tasks.artifacts import FOLDER_MODE, artifact_sha256, restrict
+from tasks.atomic import switch_symlink, write_text_atomically
+from tasks.evaluation.metrics import CandidateMetrics
+from tasks.evaluation.run_report import GateRecord, MetricsDocument
 from tasks.run_context import DataRoot
+from tasks.versions import code_version
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+class ModelRecord(BaseModel):
+    """What the registry records of a judged model besides its artifact."""
 
-class RegistryEntry(BaseModel):
     version: str
-    created_at: datetime
     run_id: str
     config: dict  # tasks.training.train.ModelConfig, dumped
-    metrics: dict[str, float]  # measured on the split, before the refit
-    gate: dict
+    metrics: CandidateMetrics  # measured on the split, before the refit
+    gate: GateRecord
     data_fingerprint: str
+
+    @classmethod
+    def judged(
+        cls, version: str, document: MetricsDocument, candidate: str, config: BaseModel
+    ) -> ModelRecord:
+        """The record of `candidate` as the run's metrics document judged it."""
+        return cls(
+            version=version,
+            run_id=document.run_id,
+            config=config.model_dump(mode="json"),
+            metrics=document.candidates[candidate],
+            gate=document.gate,
+            data_fingerprint=document.data.fingerprint,
+        )
+
+
+class RegistryEntry(ModelRecord):
+    """model.json: the record, and what it takes to trust the artifact."""
+
+    created_at: datetime
     code_version: str | None
     artifact: str = "model"
     artifact_sha256: str
     refit_on_all_data: bool
     published: bool
 
-
-def code_version() -> str | None:
-    """The git commit of this code (with `+dirty` for uncommitted changes), if known."""
-    if override := os.environ.get("RECS_CODE_VERSION"):
-        return override
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return sha + ("+dirty" if dirty else "")
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
 
 
 def registry_root(data_root: Path) -> Path:
@@ -96,12 +95,7 @@ def current_champion(data_root: Path) -> RegistryEntry | None:
 def register_model(
     data_root: Path,
     model_path: Path,
-    version: str,
-    run_id: str,
-    config: dict,
-    metrics: dict[str, float],
-    gate: dict,
-    data_fingerprint: str,
+    record: ModelRecord,
     refit_on_all_data: bool,
     published: bool,
     created_at: datetime,
@@ -110,6 +104,7 @@ def register_model(
 
     A published entry is never replaced by a refused challenger of the same version (a
     rerun on the same snapshot whose gate now faces that very model as champion)."""
+    version = record.version
     folder = registry_root(data_root) / version
     existing = find_entry(data_root, version)
     if existing is not None and existing.published and not refit_on_all_data:
@@ -125,19 +120,14 @@ def register_model(
         target.mkdir()
         shutil.copy2(model_path, target / Path(model_path).name)
     entry = RegistryEntry(
-        version=version,
+        **dict(record),
         created_at=created_at,
-        run_id=run_id,
-        config=config,
-        metrics=metrics,
-        gate=gate,
-        data_fingerprint=data_fingerprint,
         code_version=code_version(),
         artifact_sha256=artifact_sha256(target),
         refit_on_all_data=refit_on_all_data,
         published=published,
     )
-    (staging / "model.json").write_text(entry.model_dump_json(indent=2))
+    (staging / "model.json").write_text(entry.to_json())
     restrict(staging)
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(staging, folder)
@@ -153,10 +143,7 @@ def mark_published(data_root: Path, version: str) -> RegistryEntry:
     """Record in model.json (atomically) that `version` was published."""
     entry = read_entry(data_root, version).model_copy(update={"published": True})
     path = registry_root(data_root) / version / "model.json"
-    staging = path.with_name(".model.json.staging")
-    staging.write_text(entry.model_dump_json(indent=2))
-    restrict(staging)
-    os.replace(staging, path)
+    write_text_atomically(path, entry.to_json(), private=True)
     return entry
 
 
@@ -166,7 +153,4 @@ def promote_champion(data_root: Path, version: str) -> None:
     root = registry_root(data_root)
     if not (root / version / "model.json").exists():
         raise FileNotFoundError(f"model {version} is not in the registry {root}")
-    staging = root / f".champion-{os.getpid()}"
-    staging.unlink(missing_ok=True)
-    staging.symlink_to(version, target_is_directory=True)
-    os.replace(staging, root / "champion")
+    switch_symlink(root / "champion", version)

@@ -1,17 +1,10 @@
 """Train: fit every candidate on a set of events; each is saved as user/product vectors.
 
-Candidates (all scored by the same exact top-N selector, see tasks/training/models/__init__.py):
-- `popularity`: time-decayed demand, the same list for everyone (the baseline);
-- `segment_popularity`: the same within a segment of users (e.g. skin type × region);
-- `content_based`: the user's profile of product attributes × each product's attributes;
-- `lightfm_cf`: LightFM on identities only (pure collaborative filtering);
-- `lightfm_hybrid`: LightFM with identities plus user and product features;
-- `item_knn`: item-item cosine neighbours of the user's recent products;
-- `last_item_transitions`: what customers bought next after the user's latest products;
-- `category_transitions`: which category customers buy next after the user's latest
-  categories (a routine), then that category's best sellers;
-- `blend`: the weighted sum of the above (weights tuned on the validation transaction),
-  always including `lightfm_hybrid`, which serves users with no history from their features.
+The candidates are the registered model families (tasks/training/models/families.py), all
+scored by the same exact top-N selector (tasks/training/models/__init__.py), and `blend`:
+their weighted sum (weights tuned on the validation transaction), always including
+`lightfm_hybrid`, which serves users with no history from their features. The tiers of the
+published lists fall back on the hybrid and on `popularity`, the gate's baseline.
 """
 
 from __future__ import annotations
@@ -31,51 +24,46 @@ from pydantic import BaseModel, Field
 from tasks.dataset import DatasetSpec
 from tasks.features.interactions import decayed_history, recency_ranks, weighted_interactions
 from tasks.run_context import FeatureSet, RunFolder, Snapshot, TrainedModel
-from tasks.training.models import Blend, FactorModel
-from tasks.training.models.content import fit_content
+from tasks.training.models import Blend, FactorModel, families
+from tasks.training.models.content import CONTENT_FAMILY
+from tasks.training.models.family import FitOptions
 from tasks.training.models.lightfm_hybrid import (
+    HYBRID_FAMILY,
+    LIGHTFM_CF_FAMILY,
     FeatureNames,
     LightFMParams,
-    fit_lightfm,
-    save_state,
 )
-from tasks.training.models.neighbours import ItemKNNParams, fit_item_knn
-from tasks.training.models.popularity import fit_popularity, fit_segment_popularity, segment_codes
-from tasks.training.models.transitions import (
-    TransitionParams,
-    fit_category_transitions,
-    fit_transitions,
+from tasks.training.models.neighbours import ITEM_KNN_FAMILY
+from tasks.training.models.popularity import (
+    POPULARITY_FAMILY,
+    SEGMENT_POPULARITY_FAMILY,
+    segment_codes,
 )
+from tasks.training.models.transitions import CATEGORY_TRANSITIONS_FAMILY, TRANSITIONS_FAMILY
 
-POPULARITY = "popularity"
-SEGMENT_POPULARITY = "segment_popularity"
-CONTENT = "content_based"
-LIGHTFM_CF = "lightfm_cf"
-HYBRID = "lightfm_hybrid"
-ITEM_KNN = "item_knn"
-TRANSITIONS = "last_item_transitions"
-CATEGORY_TRANSITIONS = "category_transitions"
+# The candidates' names, for the modules that name one by its role (the gate's baseline,
+# the cold-start tiers, the blend's anchor); everything else reads the registry.
+POPULARITY = POPULARITY_FAMILY.name
+SEGMENT_POPULARITY = SEGMENT_POPULARITY_FAMILY.name
+CONTENT = CONTENT_FAMILY.name
+LIGHTFM_CF = LIGHTFM_CF_FAMILY.name
+HYBRID = HYBRID_FAMILY.name
+ITEM_KNN = ITEM_KNN_FAMILY.name
+TRANSITIONS = TRANSITIONS_FAMILY.name
+CATEGORY_TRANSITIONS = CATEGORY_TRANSITIONS_FAMILY.name
 BLEND = "blend"
-COMPONENTS: tuple[str, ...] = (
-    POPULARITY,
-    SEGMENT_POPULARITY,
-    CONTENT,
-    LIGHTFM_CF,
-    HYBRID,
-    ITEM_KNN,
-    TRANSITIONS,
-    CATEGORY_TRANSITIONS,
-)
+COMPONENTS: tuple[str, ...] = families.names()  # as registered when this module loaded
 TIER_FALLBACKS: tuple[str, ...] = (HYBRID, POPULARITY)
+# The blend tuning starts from; a family left out starts at weight 0 (tuning tries it).
 DEFAULT_BLEND: dict[str, float] = {HYBRID: 1.0, TRANSITIONS: 1.0, ITEM_KNN: 0.5, POPULARITY: 0.1}
 
 
-class ModelConfig(BaseModel):
+# One field per section of the families' parameters (`lightfm`, `item_knn`, `transitions`:
+# tasks/training/models/families.py), then the fields below.
+class ModelConfig(families.settings_model("ModelSettings")):
     """Everything that defines the trained models; stored with every model."""
 
-    lightfm: LightFMParams = Field(default_factory=LightFMParams)
-    item_knn: ItemKNNParams = Field(default_factory=ItemKNNParams)
-    transitions: TransitionParams = Field(default_factory=TransitionParams)
+    # the decay of the demand the popularity baselines and category transitions rank by
     popularity_half_life_days: float = Field(30.0, gt=0, le=3650)
     blend: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_BLEND))
 
@@ -212,31 +200,6 @@ def training_data(
     )
 
 
-def lightfm_features(
-    data: TrainingData, params: LightFMParams, hybrid: bool = True
-) -> tuple[sp.csr_matrix | None, sp.csr_matrix | None]:
-    """The feature matrices LightFM trains with: none (identity only) for the CF candidate;
-    for the hybrid, with or without the behaviour features as its parameters say."""
-    if not hybrid:
-        return None, None
-    if params.behaviour_features:
-        return data.user_features, data.item_features
-    return data.user_plain, data.item_plain
-
-
-def lightfm_feature_names(
-    data: TrainingData, params: LightFMParams, hybrid: bool = True
-) -> FeatureNames | None:
-    """The names of the columns `lightfm_features` gives (None: identity only). The plain
-    matrices' columns are the first ones of the matrices with behaviour features."""
-    if not hybrid:
-        return None
-    users, items = data.feature_names
-    if params.behaviour_features:
-        return users, items
-    return users[: data.user_plain.shape[1]], items[: data.item_plain.shape[1]]
-
-
 def fit_candidate(
     name: str,
     data: TrainingData,
@@ -246,67 +209,42 @@ def fit_candidate(
     lightfm_params: LightFMParams | None = None,
     state_path: Path | None = None,
     warm_start: Path | None = None,
+    continue_epochs: int | None = None,
 ) -> FactorModel:
-    """Fit one candidate family on `data`. LightFM families: `state_path` keeps what a
-    later fit needs to continue from this one; `warm_start` continues from such a state
-    (for the epochs the parameters say)."""
-    if name == POPULARITY:
-        return fit_popularity(data.recent_demand)
-    if name == SEGMENT_POPULARITY:
-        return fit_segment_popularity(data.recent_demand, data.segments)
-    if name == CONTENT:
-        return fit_content(
-            data.weighted_history(config.item_knn.recency_decay), data.item_attributes
-        )
-    if name == ITEM_KNN:
-        history = data.weighted_history(config.item_knn.recency_decay)
-        return fit_item_knn(data.interactions, history, config.item_knn)
-    if name == TRANSITIONS:
-        return fit_transitions(
-            data.sequence_rows,
-            data.sequence_cols,
-            data.transaction_history(config.transitions.recency_decay),
-            config.transitions,
-        )
-    if name == CATEGORY_TRANSITIONS:
-        return fit_category_transitions(
-            data.sequence_rows,
-            data.sequence_cols,
-            data.transaction_history(config.transitions.recency_decay),
-            data.categories,
-            np.asarray(data.recent_demand.sum(axis=0)).ravel(),
-            config.transitions,
-        )
-    if name in (HYBRID, LIGHTFM_CF):
-        params = lightfm_params or config.lightfm
-        user_features, item_features = lightfm_features(data, params, hybrid=name == HYBRID)
-        names = lightfm_feature_names(data, params, hybrid=name == HYBRID)
-        model, factors, _ = fit_lightfm(
-            data.decayed_interactions(params.half_life_days),
-            user_features,
-            item_features,
-            params,
-            seed=seed,
-            num_threads=num_threads,
-            warm_start=warm_start,
-            names=names,
-        )
-        if state_path is not None:
-            save_state(model, state_path, names)
-        return factors
-    raise ValueError(f"unknown candidate {name!r}; known: {', '.join(COMPONENTS)}")
+    """Fit the registered family `name` on `data`. lightfm_params: instead of
+    config.lightfm. Families that keep a state: `state_path` keeps what a later fit needs to
+    continue from this one; `warm_start` continues from such a state for `continue_epochs`
+    epochs (None: the configured ones)."""
+    if lightfm_params is not None:
+        config = config.model_copy(update={"lightfm": lightfm_params})
+    options = FitOptions(seed, num_threads, state_path, warm_start, continue_epochs)
+    return families.family(name).fit(data, config, options)
+
+
+def blend_members(config: ModelConfig) -> dict[str, float]:
+    """The blend's components and their weights: the weighted ones, and the tiers'
+    fallbacks (the hybrid serves cold users, popularity everyone else) at weight 0."""
+    weighted = {name: w for name, w in config.blend.items() if w > 0}
+    return weighted | {name: 0.0 for name in TIER_FALLBACKS if name not in weighted}
+
+
+class TrainingContext(BaseModel):
+    """What every training task of a run shares: the snapshot and its description, the
+    run's folder, the seed and LightFM's threads."""
+
+    snapshot: Snapshot
+    dataset: DatasetSpec
+    run: RunFolder
+    seed: int
+    num_threads: int
 
 
 @task(name="train-candidates")
 def train_candidates(
     events_path: Path,
-    snapshot: Snapshot,
     features: FeatureSet,
-    dataset: DatasetSpec,
     config: ModelConfig,
-    seed: int,
-    num_threads: int,
-    run: RunFolder,
+    context: TrainingContext,
     stage: str = "candidates",
     only_blend: bool = False,
     keep_states: bool = False,
@@ -322,35 +260,27 @@ def train_candidates(
     kept its state continue from it for `continue_epochs` epochs on these events, instead
     of training from scratch for the tuned epochs."""
     logger = get_run_logger()
+    snapshot, dataset, run, seed = context.snapshot, context.dataset, context.run, context.seed
     events = pd.read_parquet(events_path)
     data = training_data(events, snapshot, features, dataset, config)
-    weighted = {name: w for name, w in config.blend.items() if w > 0}
-    # the tiers serve cold users from the hybrid and the best sellers: always kept
-    fallbacks = {name: 0.0 for name in TIER_FALLBACKS if name not in weighted}
-    names = list(weighted | fallbacks) if only_blend else list(COMPONENTS)
+    members = blend_members(config)
+    names = list(members) if only_blend else list(families.names())
     folder = run.sub("models", stage, "x").parent
-
     fitted: dict[str, FactorModel] = {}
     trained: dict[str, TrainedModel] = {}
-    blend_names = set(weighted | fallbacks)
     for name in names:
         started = time.perf_counter()
-        keep = keep_states and name in (HYBRID, LIGHTFM_CF) and name in blend_names
-        state = folder / f"{name}.state.npz" if keep else None
+        keep = keep_states and families.family(name).keeps_state and name in members
         start = (continue_from or {}).get(name)
         warm = start.state if start is not None and continue_epochs else None
-        fitted[name] = fit_candidate(
-            name,
-            data,
-            config,
+        options = FitOptions(
             seed,
-            num_threads,
-            lightfm_params=config.lightfm.model_copy(update={"epochs": continue_epochs})
-            if warm
-            else None,
-            state_path=state,
+            context.num_threads,
+            state_path=folder / f"{name}.state.npz" if keep else None,
             warm_start=warm,
+            continue_epochs=continue_epochs if warm else None,
         )
+        fitted[name] = families.family(name).fit(data, config, options)
         logger.info(
             "%s: %s fitted in %.1f s%s",
             stage,
@@ -358,24 +288,8 @@ def train_candidates(
             time.perf_counter() - started,
             f" ({continue_epochs} epochs from the evaluated model)" if warm else "",
         )
-        params = {
-            HYBRID: config.lightfm.model_dump(),
-            LIGHTFM_CF: config.lightfm.model_dump(),
-            ITEM_KNN: config.item_knn.model_dump(),
-            TRANSITIONS: config.transitions.model_dump(),
-            CATEGORY_TRANSITIONS: config.transitions.model_dump(),
-            POPULARITY: {"half_life_days": config.popularity_half_life_days},
-            SEGMENT_POPULARITY: {"half_life_days": config.popularity_half_life_days},
-        }.get(name, {})
-        trained[name] = TrainedModel(
-            name=name,
-            vectors=fitted[name].save(folder / f"{name}.npz"),
-            params=params
-            | {"seed": seed}
-            | ({"epochs": continue_epochs, "continued_from": str(warm)} if warm else {}),
-            state=state,
-        )
-    blend = Blend({name: fitted[name] for name in weighted | fallbacks}, weighted | fallbacks)
+        trained[name] = _saved(name, fitted[name], config, options, folder)
+    blend = Blend({name: fitted[name] for name in members}, members)
     trained[BLEND] = TrainedModel(
         name=BLEND, vectors=blend.save(folder / BLEND), params=config.model_dump() | {"seed": seed}
     )
@@ -384,6 +298,23 @@ def train_candidates(
         ", ".join(names),
         data.interactions.nnz,
         *data.interactions.shape,
-        weighted,
+        {name: w for name, w in members.items() if w > 0},
     )
     return trained
+
+
+def _saved(
+    name: str, factors: FactorModel, config: ModelConfig, options: FitOptions, folder: Path
+) -> TrainedModel:
+    """The fitted candidate written under `folder`, with the parameters it was fitted with."""
+    continued = (
+        {"epochs": options.continue_epochs, "continued_from": str(options.warm_start)}
+        if options.warm_start
+        else {}
+    )
+    return TrainedModel(
+        name=name,
+        vectors=factors.save(folder / f"{name}.npz"),
+        params=families.family(name).params_of(config) | {"seed": options.seed} | continued,
+        state=options.state_path,
+    )

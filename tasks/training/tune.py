@@ -1,5 +1,6 @@
-"""Tune: choose LightFM's hyperparameters and the blend's weights on the validation
-transaction (each user's second-latest), never on the test one.
+"""Tune: choose LightFM's hyperparameters, the settings of the other families that declare
+a search space, and the blend's weights on the validation transaction (each user's
+second-latest), never on the test one.
 
 1. Randomized search (scikit-learn's `ParameterSampler`) over LightFM's no_components, loss,
    learning rate, L2 penalties, max_sampled, interaction half-life and whether the behaviour
@@ -7,13 +8,15 @@ transaction (each user's second-latest), never on the test one.
    NDCG@10 stops improving; the first trial is the configured model. The configuration and
    its epochs: the cheapest check of any trial (epochs × `epoch_work`) within one
    standard error of the best one.
-2. The same for last-item transitions (window, decays, normalisation) and item-kNN
-   (neighbours, shrink, asymmetry, recency), each judged alone.
+2. The same for every family tuned alone (its `space`: last-item transitions' window,
+   decays and normalisation; item-kNN's neighbours, shrink, asymmetry and recency), each
+   judged by itself.
 3. The other candidates are fitted on the same pre-validation events; the blend weights
    are drawn the same way (the first trial is the configured blend), then refined by
    rounds of coordinate search (`ParameterGrid` over one component's weight at a time).
    LightFM hybrid always keeps weight 1, so users without history are served from features.
-The trial tables become Prefect table artifacts and `tuning/trials.json` in the run folder.
+The trials (`Trial`: LightFM, alone, blend) become Prefect table artifacts and
+`tuning/trials.json` in the run folder.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -28,59 +32,32 @@ import scipy.sparse as sp
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
-from pydantic import BaseModel, Field
-from scipy.stats import loguniform
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from tasks.dataset import DatasetSpec
 from tasks.evaluation.evaluate import Evaluation, evaluation_for
 from tasks.run_context import FeatureSet, RunFolder, Snapshot, Split
-from tasks.training.models import FactorModel, minmax_rows
+from tasks.training.models import FactorModel, families, minmax_rows
+from tasks.training.models.family import Family
 from tasks.training.models.lightfm_hybrid import (
     LightFMParams,
     fit_lightfm,
+    lightfm_features,
     one_standard_error_choice,
 )
 from tasks.training.train import (
-    COMPONENTS,
     HYBRID,
-    ITEM_KNN,
-    TRANSITIONS,
     ModelConfig,
+    TrainingContext,
     TrainingData,
     fit_candidate,
-    lightfm_features,
     training_data,
 )
 
-LIGHTFM_SPACE: dict[str, object] = {
-    "no_components": [16, 32, 64, 128],
-    "loss": ["warp", "bpr", "warp-kos"],
-    "learning_rate": loguniform(0.01, 0.1),
-    "item_alpha": loguniform(1e-8, 1e-4),
-    "user_alpha": loguniform(1e-8, 1e-4),
-    "max_sampled": [10, 30, 60],
-    "behaviour_features": [True, False],
-    "half_life_days": [None, 90.0, 365.0],
-}
 POOL_SIZE = 200  # each component's top products pooled when scoring blend weightings
 # Relative to the hybrid's weight, fixed at 1 (only ratios matter after per-user min-max
 # scaling); zero is listed three times so most weightings mix a few components, not all.
-NEIGHBOUR_SPACES: dict[str, dict[str, list]] = {
-    "transitions": {
-        "window": [2, 3, 5, 8],
-        "step_decay": [0.5, 0.7, 0.85],
-        "backward": [0.0, 0.25, 0.5],
-        "recency_decay": [0.3, 0.5, 0.7],
-        "normalisation": [0.0, 0.5, 1.0],
-    },
-    "item_knn": {
-        "neighbours": [20, 50, 100, 200],
-        "shrink": [0.0, 10.0, 50.0],
-        "alpha": [0.3, 0.5, 0.7],
-        "recency_decay": [0.3, 0.5, 0.7, 0.9],
-    },
-}
 BLEND_WEIGHTS: list[float] = [0.0, 0.0, 0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]
 
 
@@ -135,13 +112,67 @@ class TuningParams(BaseModel):
     )
 
 
+ValidationNDCG = Annotated[
+    float, Field(alias="validation_NDCG@10", description="on the validation purchase")
+]
+
+
+class Trial(BaseModel):
+    """One tuning trial as `tuning/trials.json` and the tuning artifacts record it. Every key
+    a subclass does not declare is one of the trial's settings (a family's parameters, or
+    one weight per candidate); the settings follow what the trial is (`candidate`, `trial`)
+    and precede how it did, the order the records have always had."""
+
+    model_config = ConfigDict(extra="allow", validate_by_name=True, serialize_by_alias=True)
+
+    trial: int = Field(description="its number in its search; 0: the configured settings")
+
+    @model_serializer(mode="wrap")
+    def _settings_after_the_trial(self, handler: SerializerFunctionWrapHandler):
+        dumped = handler(self)
+        leading = {key: dumped.pop(key) for key in ("candidate", "trial") if key in dumped}
+        settings = {key: dumped.pop(key) for key in self.model_extra or {} if key in dumped}
+        return leading | settings | dumped
+
+
+class LightFMTrial(Trial):
+    """A LightFM configuration (settings: LightFMParams but the epochs), trained epoch by
+    epoch and checked every `eval_every` epochs."""
+
+    best_epochs: int = Field(description="the check with the best validation NDCG@10")
+    chosen_epochs: int = Field(description="by the one-standard-error rule within the trial")
+    epochs_trained: int
+    validation_ndcg: ValidationNDCG  # at best_epochs
+    chosen_validation_ndcg: float = Field(alias="chosen_validation_NDCG@10")
+    curve: list[tuple[int, float]] = Field(description="(epochs, validation NDCG@10) per check")
+    work_per_epoch: float = Field(description="`epoch_work`: the cost the choice weighs")
+    seconds_per_epoch: float
+    seconds: float
+
+
+class NeighbourTrial(Trial):
+    """Settings of a family tuned alone (its parameters), fitted and judged by itself."""
+
+    candidate: str
+    validation_ndcg: ValidationNDCG
+
+
+class BlendTrial(Trial):
+    """A blend weighting (settings: one weight per candidate), judged on the pooled
+    validation ranking (`BlendPool`)."""
+
+    validation_ndcg: ValidationNDCG
+    validation_coverage: float = Field(alias="validation_coverage@10")
+    eligible: bool = Field(description="with the hybrid and, if any can, the gate's coverage")
+
+
 class TuningResult(BaseModel):
     config: ModelConfig
     validation_ndcg: dict[str, float]  # each candidate alone, and the chosen blend
-    lightfm_trials: list[dict]
+    lightfm_trials: list[LightFMTrial]
     lightfm_choice: dict = {}  # which trial and epochs, by the one-standard-error rule
-    neighbour_trials: list[dict] = []
-    blend_trials: list[dict]
+    neighbour_trials: list[NeighbourTrial] = []
+    blend_trials: list[BlendTrial]
     train_users: int = 0  # users sampled for the trials
     train_users_with_events: int = 0  # rows of the trials' training matrix that hold events
 
@@ -250,18 +281,20 @@ class BlendPool:
 
 def lightfm_candidates(base: LightFMParams, trials: int, seed: int) -> list[LightFMParams]:
     """The configured parameters first, then the same with the behaviour features switched
-    (whether they help depends on the shop), then random draws from LIGHTFM_SPACE."""
+    (whether they help depends on the shop), then random draws from the hybrid's space."""
+    space = families.family(HYBRID).space or {}
     switched = base.model_copy(update={"behaviour_features": not base.behaviour_features})
-    draws = ParameterSampler(LIGHTFM_SPACE, n_iter=max(trials - 2, 0), random_state=seed)
+    draws = ParameterSampler(space, n_iter=max(trials - 2, 0), random_state=seed)
     return ([base, switched] + [base.model_copy(update=draw) for draw in draws])[:trials]
 
 
 def blend_candidates(base: dict[str, float], trials: int, seed: int) -> list[dict[str, float]]:
     """The configured blend, each component alone (for the record), then random weightings
     in which the hybrid always counts."""
-    space = {name: BLEND_WEIGHTS for name in COMPONENTS} | {HYBRID: [1.0]}
+    names = families.names()
+    space = {name: BLEND_WEIGHTS for name in names} | {HYBRID: [1.0]}
     draws = ParameterSampler(space, n_iter=max(trials - 1, 0), random_state=seed)
-    alone = [{name: 1.0} for name in COMPONENTS]
+    alone = [{name: 1.0} for name in names]
     return [dict(base)] + alone + [dict(draw) for draw in draws]
 
 
@@ -269,7 +302,7 @@ def coordinate_moves(best: dict[str, float]) -> list[dict[str, float]]:
     """Every weighting that changes one component's weight of `best` (the hybrid stays at 1):
     one round of coordinate search, scored in one batch."""
     moves = []
-    for name in COMPONENTS:
+    for name in families.names():
         if name == HYBRID:
             continue
         for grid in ParameterGrid({name: sorted(set(BLEND_WEIGHTS))}):
@@ -342,7 +375,7 @@ def search_lightfm(
     max_epochs: int,
     seed: int,
     num_threads: int,
-) -> tuple[LightFMParams, FactorModel, list[dict], dict]:
+) -> tuple[LightFMParams, FactorModel, list[LightFMTrial], dict]:
     """Train every LightFM trial epoch by epoch (validation checks every
     `params.eval_every` epochs, early stop), then choose a configuration and its epochs
     among the checks of all trials by the one-standard-error rule, the cost being epochs ×
@@ -350,61 +383,84 @@ def search_lightfm(
     candidate on all users, the refit) pays that cost again.
     Returns (chosen parameters with their epochs, its factors on the validation users,
     one row per trial, the choice)."""
-    logger = get_run_logger()
     checks: list[_Check] = []
-    rows: list[dict] = []
+    rows: list[LightFMTrial] = []
     candidates = lightfm_candidates(base, params.lightfm_trials, seed)
     for trial, candidate in enumerate(candidates):
-        started = time.perf_counter()
-        interactions = data.decayed_interactions(candidate.half_life_days)
-        user_features, item_features = lightfm_features(data, candidate)
-        work = epoch_work(interactions, user_features, item_features, candidate.no_components)
-        recorder = _CheckRecorder(evaluation)  # times the training from here
-        _, _, curve = fit_lightfm(
-            interactions,
-            user_features,
-            item_features,
-            candidate.model_copy(update={"epochs": max_epochs}),
-            seed=seed,
-            num_threads=num_threads,
-            validate=recorder,
-            eval_every=params.eval_every,
-            patience=params.patience,
+        trial_checks, row = _lightfm_trial(
+            trial, candidate, data, evaluation, params, max_epochs, seed, num_threads
         )
-        assert curve is not None  # validated training always has one
-        per_epoch = recorder.training_seconds / curve.epochs[-1]
-        checks += [
-            _Check(trial, epochs, gains, factors, work)
-            for epochs, (gains, factors) in zip(curve.epochs, recorder.checks, strict=True)
-        ]
-        rows.append(
-            {"trial": trial}
-            | candidate.model_dump(exclude={"epochs"})
-            | {
-                "best_epochs": curve.epochs[curve.best],
-                "chosen_epochs": curve.chosen_epochs,
-                "epochs_trained": curve.epochs[-1],
-                "validation_NDCG@10": round(curve.scores[curve.best], 5),
-                "chosen_validation_NDCG@10": round(curve.chosen_score, 5),
-                "curve": [
-                    [e, round(v, 5)] for e, v in zip(curve.epochs, curve.scores, strict=True)
-                ],
-                "work_per_epoch": work,
-                "seconds_per_epoch": round(per_epoch, 2),
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-        )
-        logger.info(
-            "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained, %.1f s "
-            "per epoch), %.0f s",
-            trial + 1,
-            params.lightfm_trials,
-            curve.scores[curve.best],
-            curve.epochs[curve.best],
-            curve.epochs[-1],
-            per_epoch,
-            rows[-1]["seconds"],
-        )
+        checks += trial_checks
+        rows.append(row)
+    pick, choice = _lightfm_choice(checks)
+    chosen_params = candidates[pick.trial].model_copy(update={"epochs": pick.epochs})
+    return chosen_params, pick.factors, rows, choice
+
+
+def _lightfm_trial(
+    trial: int,
+    candidate: LightFMParams,
+    data: TrainingData,
+    evaluation: Evaluation,
+    params: TuningParams,
+    max_epochs: int,
+    seed: int,
+    num_threads: int,
+) -> tuple[list[_Check], LightFMTrial]:
+    """One configuration trained epoch by epoch (at most `max_epochs`), checked on the
+    validation users: its checks and its row."""
+    started = time.perf_counter()
+    interactions = data.decayed_interactions(candidate.half_life_days)
+    user_features, item_features = lightfm_features(data, candidate)
+    work = epoch_work(interactions, user_features, item_features, candidate.no_components)
+    recorder = _CheckRecorder(evaluation)  # times the training from here
+    _, _, curve = fit_lightfm(
+        interactions,
+        user_features,
+        item_features,
+        candidate.model_copy(update={"epochs": max_epochs}),
+        seed=seed,
+        num_threads=num_threads,
+        validate=recorder,
+        eval_every=params.eval_every,
+        patience=params.patience,
+    )
+    assert curve is not None  # validated training always has one
+    per_epoch = recorder.training_seconds / curve.epochs[-1]
+    checks = [
+        _Check(trial, epochs, gains, factors, work)
+        for epochs, (gains, factors) in zip(curve.epochs, recorder.checks, strict=True)
+    ]
+    row = LightFMTrial(
+        trial=trial,
+        **candidate.model_dump(exclude={"epochs"}),
+        best_epochs=curve.epochs[curve.best],
+        chosen_epochs=curve.chosen_epochs,
+        epochs_trained=curve.epochs[-1],
+        validation_ndcg=round(curve.scores[curve.best], 5),
+        chosen_validation_ndcg=round(curve.chosen_score, 5),
+        curve=[(e, round(v, 5)) for e, v in zip(curve.epochs, curve.scores, strict=True)],
+        work_per_epoch=work,
+        seconds_per_epoch=round(per_epoch, 2),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    get_run_logger().info(
+        "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained, %.1f s "
+        "per epoch), %.0f s",
+        trial + 1,
+        params.lightfm_trials,
+        curve.scores[curve.best],
+        curve.epochs[curve.best],
+        curve.epochs[-1],
+        per_epoch,
+        row.seconds,
+    )
+    return checks, row
+
+
+def _lightfm_choice(checks: list[_Check]) -> tuple[_Check, dict]:
+    """The check the one-standard-error rule chooses among every check of every trial, and
+    the record of the choice."""
     best, chosen = one_standard_error_choice(
         [check.gains for check in checks], [check.cost for check in checks]
     )
@@ -424,7 +480,7 @@ def search_lightfm(
         if len(difference) > 1
         else 0.0,
     }
-    logger.info(
+    get_run_logger().info(
         "LightFM chosen: trial %d at %d epochs (validation NDCG@10 %.4f, %.0f%% of the cost "
         "of the best check: trial %d at %d epochs, %.4f)",
         pick.trial + 1,
@@ -435,87 +491,78 @@ def search_lightfm(
         top.epochs,
         choice["best_validation_NDCG@10"],
     )
-    chosen_params = candidates[pick.trial].model_copy(update={"epochs": pick.epochs})
-    return chosen_params, pick.factors, rows, choice
+    return pick, choice
 
 
-@task(name="tune")
-def tune(
-    split: Split,
-    snapshot: Snapshot,
-    features: FeatureSet,
-    dataset: DatasetSpec,
-    config: ModelConfig,
-    params: TuningParams,
+def tuned_alone() -> list[Family]:
+    """The families whose settings are tuned by themselves (`search="alone"`)."""
+    return [f for f in families.registered() if f.space is not None and f.search == "alone"]
+
+
+def search_alone(
+    family: Family,
+    tuned: ModelConfig,
+    data: TrainingData,
+    evaluation: Evaluation,
+    trials: int,
     seed: int,
     num_threads: int,
-    run: RunFolder,
-    min_coverage: float = 0.0,
-) -> TuningResult:
-    """Search on (pre-validation events → validation transaction); return the chosen config.
-    The blend chosen is the best by NDCG@10 among the weightings with the hybrid whose
-    catalogue coverage@10 reaches `min_coverage` (the gate's), if any does."""
-    logger = get_run_logger()
-    if not params.search:
-        logger.info("tuning is off: LightFM %s, blend %s", config.lightfm, config.blend)
-        return TuningResult(config=config, validation_ndcg={}, lightfm_trials=[], blend_trials=[])
-    max_epochs = params.max_epochs or 2 * config.lightfm.epochs
-    evaluation = evaluation_for(split.tune_train_events, split.validation, snapshot, dataset)
-    evaluation = evaluation.sample(params.max_users, seed)
-    data = training_data(
-        pd.read_parquet(split.tune_train_events), snapshot, features, dataset, config
-    )
-    keep = tuning_users(data.interactions, evaluation.rows, params.max_train_users, seed)
-    if not keep.all():
-        data = data.for_users(keep)
-    logger.info(
-        "tuning trains on %d of %d users (%d validation users among them)",
-        int(keep.sum()),
-        len(keep),
-        len(evaluation.rows),
-    )
-
-    best_params, best_factors, lightfm_rows, lightfm_choice = search_lightfm(
-        data, evaluation, config.lightfm, params, max_epochs, seed, num_threads
-    )
-    tuned = config.model_copy(update={"lightfm": best_params})
-
-    neighbour_rows: list[dict] = []
-    for field, name in (("transitions", TRANSITIONS), ("item_knn", ITEM_KNN)):
-        base = getattr(tuned, field)
-        draws = ParameterSampler(
-            NEIGHBOUR_SPACES[field], n_iter=max(params.neighbour_trials - 1, 0), random_state=seed
-        )
-        scored = []
-        for trial, settings in enumerate([base] + [base.model_copy(update=d) for d in draws]):
-            trial_config = tuned.model_copy(update={field: settings})
-            score = evaluation.ndcg(fit_candidate(name, data, trial_config, seed, num_threads))
-            scored.append((score, -trial, settings))
-            neighbour_rows.append(
-                {"candidate": name, "trial": trial}
-                | settings.model_dump()
-                | {"validation_NDCG@10": round(score, 5)}
+) -> tuple[BaseModel, list[NeighbourTrial]]:
+    """`trials` settings of `family`: those in `tuned`, then draws from its space, each
+    fitted and judged by itself. Returns the best (ties to the earlier trial) and the rows."""
+    assert family.settings is not None and family.space is not None
+    key = family.settings.key
+    base = getattr(tuned, key)
+    draws = ParameterSampler(family.space, n_iter=max(trials - 1, 0), random_state=seed)
+    scored, rows = [], []
+    for trial, settings in enumerate([base] + [base.model_copy(update=d) for d in draws]):
+        trial_config = tuned.model_copy(update={key: settings})
+        score = evaluation.ndcg(fit_candidate(family.name, data, trial_config, seed, num_threads))
+        scored.append((score, -trial, settings))
+        rows.append(
+            NeighbourTrial(
+                candidate=family.name,
+                trial=trial,
+                **settings.model_dump(),
+                validation_ndcg=round(score, 5),
             )
-        tuned = tuned.model_copy(update={field: max(scored, key=lambda row: row[:2])[2]})
+        )
+    return max(scored, key=lambda row: row[:2])[2], rows
 
-    components = {
-        name: best_factors
-        if name == HYBRID
-        else fit_candidate(name, data, tuned, seed, num_threads, lightfm_params=best_params)
-        for name in COMPONENTS
-    }
-    weightings = blend_candidates(config.blend, params.blend_trials, seed)
+
+def _eligible(
+    weightings: list[dict[str, float]], coverage: np.ndarray, min_coverage: float
+) -> np.ndarray:
+    """The weightings with the hybrid and, if any can, the catalogue coverage the gate asks
+    for."""
+    hybrid = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
+    covered = hybrid & (coverage >= min_coverage)
+    return covered if covered.any() else hybrid
+
+
+@dataclass
+class BlendSearch:
+    chosen: dict[str, float]  # the weights chosen (zeros left out)
+    rows: list[BlendTrial]
+    validation_ndcg: dict[str, float]  # each candidate alone, and the chosen blend
+
+
+def search_blend(
+    components: dict[str, FactorModel],
+    evaluation: Evaluation,
+    base: dict[str, float],
+    params: TuningParams,
+    seed: int,
+    min_coverage: float,
+) -> BlendSearch:
+    """Random weightings (`blend_candidates`), then rounds of coordinate search from the
+    best eligible one; the best eligible weighting is chosen (with a warning when none
+    reaches `min_coverage`: the gate will refuse it)."""
+    weightings = blend_candidates(base, params.blend_trials, seed)
     pool = BlendPool.build(components, evaluation)
     scores, coverage = pool.metrics(weightings)
-
-    def eligible_weightings() -> np.ndarray:
-        """With the hybrid, and (if any can) the catalogue coverage the gate asks for."""
-        hybrid = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
-        covered = hybrid & (coverage >= min_coverage)
-        return covered if covered.any() else hybrid
-
     for _ in range(params.blend_rounds):
-        eligible = eligible_weightings()
+        eligible = _eligible(weightings, coverage, min_coverage)
         best = weightings[int(np.flatnonzero(eligible)[np.argmax(scores[eligible])])]
         refined = [w for w in coordinate_moves(best) if w not in weightings]
         if not refined:
@@ -524,69 +571,149 @@ def tune(
         more_scores, more_coverage = pool.metrics(refined)
         scores = np.concatenate([scores, more_scores])
         coverage = np.concatenate([coverage, more_coverage])
-    eligible = eligible_weightings()
+    eligible = _eligible(weightings, coverage, min_coverage)
     if not (coverage[eligible] >= min_coverage).all():
-        logger.warning(
+        get_run_logger().warning(
             "no blend weighting reaches catalogue coverage@10 %.3f on the validation users "
             "(best %.4f): the gate will refuse the blend",
             min_coverage,
             coverage.max(),
         )
     chosen = int(np.flatnonzero(eligible)[np.argmax(scores[eligible])])
-    blend_rows = [
-        {"trial": t}
-        | {name: weights.get(name, 0.0) for name in COMPONENTS}
-        | {
-            "validation_NDCG@10": round(float(score), 5),
-            "validation_coverage@10": round(float(covered), 5),
-            "eligible": bool(ok),
-        }
+    rows = [
+        BlendTrial(
+            trial=t,
+            **{name: weights.get(name, 0.0) for name in components},
+            validation_ndcg=round(float(score), 5),
+            validation_coverage=round(float(covered), 5),
+            eligible=bool(ok),
+        )
         for t, (weights, score, covered, ok) in enumerate(
             zip(weightings, scores, coverage, eligible, strict=True)
         )
     ]
-    chosen_blend = {name: w for name, w in weightings[chosen].items() if w > 0}
-    tuned = tuned.model_copy(update={"blend": chosen_blend})
     alone = {
         next(iter(w)): float(s) for w, s in zip(weightings, scores, strict=True) if len(w) == 1
     }
-    result = TuningResult(
-        config=tuned,
+    return BlendSearch(
+        chosen={name: w for name, w in weightings[chosen].items() if w > 0},
+        rows=rows,
         validation_ndcg=alone | {"blend": float(scores[chosen])},
+    )
+
+
+def _tuning_sample(
+    split: Split,
+    snapshot: Snapshot,
+    features: FeatureSet,
+    dataset: DatasetSpec,
+    config: ModelConfig,
+    params: TuningParams,
+    seed: int,
+) -> tuple[TrainingData, Evaluation, np.ndarray]:
+    """The validation users tuning judges on (a seeded sample of `max_users`), the data the
+    trials train on (`tuning_users`) and the mask of the users it keeps."""
+    evaluation = evaluation_for(split.tune_train_events, split.validation, snapshot, dataset)
+    evaluation = evaluation.sample(params.max_users, seed)
+    data = training_data(
+        pd.read_parquet(split.tune_train_events), snapshot, features, dataset, config
+    )
+    keep = tuning_users(data.interactions, evaluation.rows, params.max_train_users, seed)
+    if not keep.all():
+        data = data.for_users(keep)
+    get_run_logger().info(
+        "tuning trains on %d of %d users (%d validation users among them)",
+        int(keep.sum()),
+        len(keep),
+        len(evaluation.rows),
+    )
+    return data, evaluation, keep
+
+
+@task(name="tune")
+def tune(
+    split: Split,
+    features: FeatureSet,
+    config: ModelConfig,
+    params: TuningParams,
+    context: TrainingContext,
+    min_coverage: float = 0.0,
+) -> TuningResult:
+    """Search on (pre-validation events → validation transaction); return the chosen config.
+    The blend chosen is the best by NDCG@10 among the weightings with the hybrid whose
+    catalogue coverage@10 reaches `min_coverage` (the gate's), if any does."""
+    logger = get_run_logger()
+    snapshot, dataset, run, seed = context.snapshot, context.dataset, context.run, context.seed
+    num_threads = context.num_threads
+    if not params.search:
+        logger.info("tuning is off: LightFM %s, blend %s", config.lightfm, config.blend)
+        return TuningResult(config=config, validation_ndcg={}, lightfm_trials=[], blend_trials=[])
+    data, evaluation, keep = _tuning_sample(
+        split, snapshot, features, dataset, config, params, seed
+    )
+    max_epochs = params.max_epochs or 2 * config.lightfm.epochs
+    best_params, best_factors, lightfm_rows, lightfm_choice = search_lightfm(
+        data, evaluation, config.lightfm, params, max_epochs, seed, num_threads
+    )
+    tuned = config.model_copy(update={"lightfm": best_params})
+    neighbour_rows: list[NeighbourTrial] = []
+    for family in tuned_alone():
+        settings, rows = search_alone(
+            family, tuned, data, evaluation, params.neighbour_trials, seed, num_threads
+        )
+        tuned = tuned.model_copy(update={family.settings.key: settings})
+        neighbour_rows += rows
+    components = {
+        name: best_factors
+        if name == HYBRID
+        else fit_candidate(name, data, tuned, seed, num_threads)
+        for name in families.names()
+    }
+    blend = search_blend(components, evaluation, config.blend, params, seed, min_coverage)
+    result = TuningResult(
+        config=tuned.model_copy(update={"blend": blend.chosen}),
+        validation_ndcg=blend.validation_ndcg,
         lightfm_trials=lightfm_rows,
         lightfm_choice=lightfm_choice,
         neighbour_trials=neighbour_rows,
-        blend_trials=blend_rows,
+        blend_trials=blend.rows,
         train_users=int(keep.sum()),
         train_users_with_events=int((np.diff(data.interactions.indptr) > 0).sum()),
     )
-    run.sub("tuning", "trials.json").write_text(
-        json.dumps(result.model_dump(mode="json"), indent=2)
-    )
-    create_table_artifact(
-        key="lightfm-tuning",
-        table=lightfm_rows,
-        description=f"LightFM randomized search on {len(evaluation.rows)} validation users; "
-        f"chosen: {best_params.model_dump()}",
-    )
-    create_table_artifact(
-        key="neighbour-tuning",
-        table=neighbour_rows,
-        description="last-item transitions and item-kNN settings on the validation purchase; "
-        f"chosen: transitions {tuned.transitions.model_dump()}, "
-        f"item-kNN {tuned.item_knn.model_dump()}",
-    )
-    ranked = sorted(blend_rows, key=lambda row: -row["validation_NDCG@10"])
-    create_table_artifact(
-        key="blend-tuning",
-        table=ranked[:50],
-        description=f"blend weights, best 50 of {len(blend_rows)} trials; chosen: {chosen_blend}",
-    )
+    _record(result, run, len(evaluation.rows))
     logger.info(
         "tuned on %d validation users: LightFM %s; blend %s (validation NDCG@10 %.4f)",
         len(evaluation.rows),
         best_params.model_dump(),
-        chosen_blend,
-        scores[chosen],
+        blend.chosen,
+        blend.validation_ndcg["blend"],
     )
     return result
+
+
+def _record(result: TuningResult, run: RunFolder, validation_users: int) -> None:
+    """tuning/trials.json, and the trial tables as Prefect artifacts."""
+    run.sub("tuning", "trials.json").write_text(
+        json.dumps(result.model_dump(mode="json"), indent=2)
+    )
+    tuned = result.config
+    create_table_artifact(
+        key="lightfm-tuning",
+        table=[row.model_dump(mode="json") for row in result.lightfm_trials],
+        description=f"LightFM randomized search on {validation_users} validation users; "
+        f"chosen: {tuned.lightfm.model_dump()}",
+    )
+    alone = tuned_alone()
+    create_table_artifact(
+        key="neighbour-tuning",
+        table=[row.model_dump(mode="json") for row in result.neighbour_trials],
+        description=f"{', '.join(f.name for f in alone)} settings on the validation purchase; "
+        "chosen: "
+        + ", ".join(f"{f.name} {getattr(tuned, f.settings.key).model_dump()}" for f in alone),
+    )
+    ranked = sorted(result.blend_trials, key=lambda row: -row.validation_ndcg)
+    create_table_artifact(
+        key="blend-tuning",
+        table=[row.model_dump(mode="json") for row in ranked[:50]],
+        description=f"blend weights, best 50 of {len(ranked)} trials; chosen: {tuned.blend}",
+    )

@@ -148,78 +148,87 @@ def minimum_rows(dataset: DatasetSpec, previous_rows: int | None) -> int:
     return max(1, int(np.ceil(previous_rows * (1.0 - dataset.validation.max_row_drop))))
 
 
+def _generated(kind: str, kwargs: dict, notes: str, on_failure: str | None = None) -> dict:
+    """A critical expectation written by this module, its notes saying where it came from."""
+    meta = {"on_failure": on_failure} if on_failure else {}
+    return {"type": kind, "kwargs": kwargs, "severity": "critical", "meta": meta | {"notes": notes}}
+
+
+def _timestamp_window(
+    table: str, dataset: DatasetSpec, columns: list[str], now: datetime | None
+) -> list[dict]:
+    """A users' or products' timestamp outside [store_start .. now + clock tolerance]
+    quarantines its row (events: occurred_at has its window in expectations/events.json)."""
+    if table == "events" or now is None:
+        return []
+    latest = latest_plausible(now, dataset.validation.clock_tolerance_minutes).isoformat()
+    start = dataset.validation.store_start
+    # A product may have launched before the shop opened; a customer not signed up.
+    earliest = start.isoformat() if start and table == "users" else None
+    return [
+        _generated(
+            "expect_column_values_to_be_between",
+            {"column": column, "min_value": earliest, "max_value": latest},
+            "generated: a timestamp outside the plausible window "
+            "([validation] store_start .. now + clock_tolerance_minutes)",
+            "quarantine",
+        )
+        for column in dataset.timestamp_columns(table)
+        if column in columns
+    ]
+
+
+def _feature_checks(column: str, spec: Any, max_null_share: float) -> list[dict]:
+    """A feature column (dataset.toml) must be mostly filled; a value outside its declared
+    range or set of values quarantines its row."""
+    checks = [
+        _generated(
+            "expect_column_values_to_not_be_null",
+            {"column": column, "mostly": 1.0 - max_null_share},
+            "generated: a feature column (dataset.toml) that is mostly empty",
+        )
+    ]
+    low, high = getattr(spec, "min", None), getattr(spec, "max", None)
+    if low is not None or high is not None:
+        checks.append(
+            _generated(
+                "expect_column_values_to_be_between",
+                {"column": column, "min_value": low, "max_value": high},
+                "generated: range in dataset.toml",
+                "quarantine",
+            )
+        )
+    allowed = getattr(spec, "values", None)
+    if allowed and getattr(spec, "kind", "") == "categorical":
+        checks.append(
+            _generated(
+                "expect_column_values_to_be_in_set",
+                {"column": column, "value_set": list(allowed)},
+                "generated: values in dataset.toml",
+                "quarantine",
+            )
+        )
+    return checks
+
+
 def generated_expectations(
     table: str, dataset: DatasetSpec, columns: list[str], now: datetime | None = None
 ) -> list[dict]:
-    """Expectations that follow from dataset.toml and the last published run."""
-    expectations = []
-    if table != "events" and now is not None:  # events: occurred_at in expectations/events.json
-        latest = latest_plausible(now, dataset.validation.clock_tolerance_minutes).isoformat()
-        start = dataset.validation.store_start
-        for column in dataset.timestamp_columns(table):
-            if column not in columns:
-                continue
-            # A product may have launched before the shop opened; a customer not signed up.
-            earliest = start.isoformat() if start and table == "users" else None
-            expectations.append(
-                {
-                    "type": "expect_column_values_to_be_between",
-                    "kwargs": {"column": column, "min_value": earliest, "max_value": latest},
-                    "severity": "critical",
-                    "meta": {
-                        "on_failure": "quarantine",
-                        "notes": "generated: a timestamp outside the plausible window "
-                        "([validation] store_start .. now + clock_tolerance_minutes)",
-                    },
-                }
-            )
+    """Expectations that follow from dataset.toml and the last published run: the shop
+    declares its features and sane means once, and every table is checked against them
+    without a hand-written suite entry per column."""
+    expectations = _timestamp_window(table, dataset, columns, now)
     for column, spec in dataset.features_of(table).items():
-        expectations.append(
-            {
-                "type": "expect_column_values_to_not_be_null",
-                "kwargs": {"column": column, "mostly": 1.0 - dataset.validation.max_null_share},
-                "severity": "critical",
-                "meta": {
-                    "notes": "generated: a feature column (dataset.toml) that is mostly empty"
-                },
-            }
+        expectations += _feature_checks(column, spec, dataset.validation.max_null_share)
+    expectations += [
+        _generated(
+            "expect_column_mean_to_be_between",
+            {"column": column, "min_value": low, "max_value": high},
+            "generated: distribution sanity (dataset.toml)",
         )
-        low, high = getattr(spec, "min", None), getattr(spec, "max", None)
-        if low is not None or high is not None:
-            expectations.append(
-                {
-                    "type": "expect_column_values_to_be_between",
-                    "kwargs": {"column": column, "min_value": low, "max_value": high},
-                    "severity": "critical",
-                    "meta": {
-                        "on_failure": "quarantine",
-                        "notes": "generated: range in dataset.toml",
-                    },
-                }
-            )
-        allowed = getattr(spec, "values", None)
-        if allowed and getattr(spec, "kind", "") == "categorical":
-            expectations.append(
-                {
-                    "type": "expect_column_values_to_be_in_set",
-                    "kwargs": {"column": column, "value_set": list(allowed)},
-                    "severity": "critical",
-                    "meta": {
-                        "on_failure": "quarantine",
-                        "notes": "generated: values in dataset.toml",
-                    },
-                }
-            )
-    for column, (low, high) in dataset.validation.column_means.items():
-        if column in columns:
-            expectations.append(
-                {
-                    "type": "expect_column_mean_to_be_between",
-                    "kwargs": {"column": column, "min_value": low, "max_value": high},
-                    "severity": "critical",
-                    "meta": {"notes": "generated: distribution sanity (dataset.toml)"},
-                }
-            )
+        for column, (low, high) in dataset.validation.column_means.items()
+        if column in columns
+    ]
     return expectations
 
 
@@ -353,6 +362,47 @@ def _on_failure(expectation: dict) -> str:
     return "stop" if expectation.get("severity", "critical") == "critical" else "report"
 
 
+def _add_suite(context, name: str, notes: str, expectations: list[dict]):
+    """The suite `name` in `context`, and what each of its expectations does on failure,
+    by position: GE may report results in another order than the suite's, so each
+    expectation carries its position in its meta."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    suite = context.suites.add(gx.ExpectationSuite(name=name, notes=notes))
+    actions: dict[int, str] = {}
+    for position, expectation in enumerate(expectations):
+        actions[position] = _on_failure(expectation)
+        tagged = expectation | {"meta": (expectation.get("meta") or {}) | {"position": position}}
+        suite.add_expectation_configuration(ExpectationConfiguration(**tagged))
+    suite.save()
+    return suite, actions
+
+
+def _outcome(item, table: str, origin: str, on_failure: str) -> ExpectationOutcome:
+    """One GE result as this module reports it. A row-level check that failed without
+    naming its rows (an error, no index list) stops the run: it cannot quarantine."""
+    config = item.expectation_config
+    error = (item.exception_info or {}).get("exception_message")
+    unnamed = error or item.result.get("unexpected_index_list") is None
+    if on_failure == "quarantine" and not item.success and unnamed:
+        on_failure = "stop"
+    return ExpectationOutcome(
+        table=table,
+        file=origin,
+        expectation=config.type,
+        column=config.kwargs.get("column"),
+        severity=str(getattr(config.severity, "value", config.severity) or "critical"),
+        on_failure=on_failure,
+        success=bool(item.success),
+        unexpected_count=item.result.get("unexpected_count"),
+        element_count=item.result.get("element_count"),
+        observed=f"error: {error}" if error else _describe(item.result),
+    )
+
+
 def _check(
     context,
     batch_definition,
@@ -366,19 +416,8 @@ def _check(
     """Run some of a table's expectations, as the suite `name`, on `frame`: the outcomes
     and, per failed row-level expectation, the failing row positions."""
     import great_expectations as gx
-    from great_expectations.expectations.expectation_configuration import (
-        ExpectationConfiguration,
-    )
 
-    suite = context.suites.add(gx.ExpectationSuite(name=name, notes=notes))
-    actions: dict[int, str] = {}
-    for expectation in expectations:
-        # GE may report results in another order than the suite's: tag each expectation.
-        position = len(actions)
-        actions[position] = _on_failure(expectation)
-        tagged = expectation | {"meta": (expectation.get("meta") or {}) | {"position": position}}
-        suite.add_expectation_configuration(ExpectationConfiguration(**tagged))
-    suite.save()
+    suite, actions = _add_suite(context, name, notes, expectations)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
     )
@@ -396,28 +435,56 @@ def _check(
     outcomes: list[ExpectationOutcome] = []
     failing_rows: dict[str, np.ndarray] = {}
     for item in result.results:
-        config = item.expectation_config
-        error = (item.exception_info or {}).get("exception_message")
-        on_failure = actions[config.meta["position"]]
-        rows = item.result.get("unexpected_index_list")
-        if on_failure == "quarantine" and not item.success and (error or rows is None):
-            on_failure = "stop"  # a row-level check that could not name its rows
-        outcome = ExpectationOutcome(
-            table=table,
-            file=origin,
-            expectation=config.type,
-            column=config.kwargs.get("column"),
-            severity=str(getattr(config.severity, "value", config.severity) or "critical"),
-            on_failure=on_failure,
-            success=bool(item.success),
-            unexpected_count=item.result.get("unexpected_count"),
-            element_count=item.result.get("element_count"),
-            observed=f"error: {error}" if error else _describe(item.result),
-        )
+        outcome = _outcome(item, table, origin, actions[item.expectation_config.meta["position"]])
         outcomes.append(outcome)
-        if on_failure == "quarantine" and not item.success:
+        if outcome.on_failure == "quarantine" and not outcome.success:
+            rows = item.result.get("unexpected_index_list")
             failing_rows[outcome.label] = np.asarray(rows, dtype=np.int64)
     return outcomes, failing_rows
+
+
+def _not_applicable(table: str, origin: str, expectation: dict) -> ExpectationOutcome:
+    """A suite can describe optional columns that this shop's data does not have: such an
+    expectation passes, saying why it was not run."""
+    column = expectation["kwargs"].get("column")
+    return ExpectationOutcome(
+        table=table,
+        file=origin,
+        expectation=expectation["type"],
+        column=column,
+        severity=expectation.get("severity", "critical"),
+        on_failure=_on_failure(expectation),
+        success=True,
+        observed=f"not applicable: no column {column!r} in this dataset",
+    )
+
+
+def partition_suite(
+    table: str, origin: str, suite_config: dict, columns: list[str]
+) -> tuple[list[ExpectationOutcome], list[dict], list[dict]]:
+    """(outcomes of the expectations on optional columns this data lacks, the row-level
+    expectations, the table-level ones). Two expectations of one type on one column are
+    refused: Great Expectations would silently keep only one of them."""
+    name = suite_config["name"]
+    not_applicable: list[ExpectationOutcome] = []
+    row_level: list[dict] = []
+    table_level: list[dict] = []
+    seen_domains: set[tuple[str, str | None]] = set()
+    for expectation in suite_config["expectations"]:
+        column = expectation["kwargs"].get("column")
+        if column is not None and column not in columns and column not in REQUIRED:
+            not_applicable.append(_not_applicable(table, origin, expectation))
+            continue
+        domain = (expectation["type"], column)
+        if domain in seen_domains:
+            raise ValueError(
+                f"suite {name!r} has two {expectation['type']} expectations on "
+                f"column {column!r}; Great Expectations would keep only one: merge them"
+            )
+        seen_domains.add(domain)
+        quarantines = _on_failure(expectation) == "quarantine"
+        (row_level if quarantines else table_level).append(expectation)
+    return not_applicable, row_level, table_level
 
 
 def run_suite(
@@ -436,37 +503,9 @@ def run_suite(
     they failed and the reason)."""
     name = suite_config["name"]
     frame = frame.reset_index(drop=True)
-    outcomes: list[ExpectationOutcome] = []
-    row_level: list[dict] = []
-    table_level: list[dict] = []
-    seen_domains: set[tuple[str, str | None]] = set()
-    for expectation in suite_config["expectations"]:
-        column = expectation["kwargs"].get("column")
-        if column is not None and column not in frame.columns and column not in REQUIRED:
-            # A suite can describe optional columns that this shop's data does not have.
-            outcomes.append(
-                ExpectationOutcome(
-                    table=table,
-                    file=origin,
-                    expectation=expectation["type"],
-                    column=column,
-                    severity=expectation.get("severity", "critical"),
-                    on_failure=_on_failure(expectation),
-                    success=True,
-                    observed=f"not applicable: no column {column!r} in this dataset",
-                )
-            )
-            continue
-        domain = (expectation["type"], column)
-        if domain in seen_domains:
-            raise ValueError(
-                f"suite {name!r} has two {expectation['type']} expectations on "
-                f"column {column!r}; Great Expectations would keep only one: merge them"
-            )
-        seen_domains.add(domain)
-        quarantines = _on_failure(expectation) == "quarantine"
-        (row_level if quarantines else table_level).append(expectation)
-
+    outcomes, row_level, table_level = partition_suite(
+        table, origin, suite_config, list(frame.columns)
+    )
     batch_definition = (
         context.data_sources.add_pandas(f"{table}_source")
         .add_dataframe_asset(table)
@@ -474,29 +513,21 @@ def run_suite(
     )
     failing_rows: dict[str, np.ndarray] = {}
     if row_level:
+        notes = (
+            f"Row-level expectations of {origin}, on every row read: failing rows are quarantined."
+        )
         checked, failing_rows = _check(
-            context,
-            batch_definition,
-            table,
-            origin,
-            name,
-            row_level,
-            frame,
-            f"Row-level expectations of {origin}, on every row read: failing rows are quarantined.",
+            context, batch_definition, table, origin, name, row_level, frame, notes
         )
         outcomes += checked
     clean, quarantined = split_bad_rows(frame, failing_rows | (set_aside or {}))
     if table_level:
-        checked, _ = _check(
-            context,
-            batch_definition,
-            table,
-            origin,
-            name + CLEAN_ROWS,
-            table_level,
-            clean,
+        notes = (
             f"Table-level expectations of {origin}, on the {len(clean):,} rows left when the "
-            f"row-level ones (suite {name}) have quarantined {len(quarantined):,}.",
+            f"row-level ones (suite {name}) have quarantined {len(quarantined):,}."
+        )
+        checked, _ = _check(
+            context, batch_definition, table, origin, name + CLEAN_ROWS, table_level, clean, notes
         )
         outcomes += checked
     return outcomes, clean, quarantined
@@ -536,87 +567,81 @@ def _stop_line(outcome: ExpectationOutcome) -> str:
     return f"{where} failed {outcome.expectation}: {details}"
 
 
-@task(name="validate")
-def validate_snapshot(
-    snapshot: Snapshot,
+def table_suite(
+    table: str,
+    frame: pd.DataFrame,
+    clean: dict[str, pd.DataFrame],
     dataset: DatasetSpec,
-    run: RunFolder,
-    max_quarantine_share: float = 0.01,
-    expectations_dir: Path | None = None,
-    data_docs: bool = True,
-    previous_counts: dict[str, int] | None = None,
-) -> tuple[Snapshot, ValidationReport]:
-    """Validate and clean every table; return the snapshot of clean tables and a report."""
-    logger = get_run_logger()
-    suites_dir = Path(expectations_dir or get_settings().expectations_dir)
-    now = datetime.now(UTC)
-    docs_dir = run.sub("data_docs", "index.html").parent.resolve() if data_docs else None
-    context = gx_context(docs_dir)
-    event_types = list(dataset.events.weights) + list(dataset.events.transaction_types)
+    suites_dir: Path,
+    now: datetime,
+    previous_rows: int | None,
+) -> dict:
+    """The suite `table` is validated with: expectations/<table>.json, its placeholders
+    filled from this run (the clean tables validated before it name the known ids), plus
+    what dataset.toml implies (`generated_expectations`)."""
+    suite_path = suites_dir / f"{table}.json"
+    if not suite_path.exists():
+        raise FileNotFoundError(f"no expectation suite for table {table!r}: {suite_path}")
+    config = load_suite_config(
+        suite_path,
+        now,
+        clean | {table: frame},
+        list(dataset.events.weights) + list(dataset.events.transaction_types),
+        dataset.validation.store_start,
+        minimum_rows(dataset, previous_rows),
+        dataset.validation.clock_tolerance_minutes,
+    )
+    config["expectations"] += generated_expectations(table, dataset, list(frame.columns), now)
+    return config
 
-    clean: dict[str, pd.DataFrame] = {}
-    outcomes: list[ExpectationOutcome] = []
-    accounts: dict[str, TableAccount] = {}
-    problems: list[str] = []
-    clean_paths: dict[str, Path] = {}
-    for table in TABLES:
-        frame = pd.read_parquet(snapshot.tables[table])
-        origin = snapshot.sources.get(table, snapshot.tables[table].name)  # as the user knows it
-        suite_path = suites_dir / f"{table}.json"
-        if not suite_path.exists():
-            raise FileNotFoundError(f"no expectation suite for table {table!r}: {suite_path}")
-        config = load_suite_config(
-            suite_path,
-            now,
-            clean | {table: frame},
-            event_types,
-            dataset.validation.store_start,
-            minimum_rows(dataset, (previous_counts or {}).get(table)),
-            dataset.validation.clock_tolerance_minutes,
-        )
-        config["expectations"] += generated_expectations(table, dataset, list(frame.columns), now)
-        set_aside: dict[str, np.ndarray] = {}
-        if table == "events":
-            outliers = price_outliers(frame, dataset.cleaning.max_price_ratio)
-            if outliers.any():
-                label = (
-                    f"column 'unit_price' more than {dataset.cleaning.max_price_ratio:g}x "
-                    "the product's median unit_price"
-                )
-                set_aside[label] = np.flatnonzero(outliers)
-        table_outcomes, clean[table], quarantined = run_suite(
-            context, table, origin, frame, config, set_aside
-        )
-        outcomes += table_outcomes
-        # One quarantine file per table: what extraction set aside, then this suite's.
-        quarantined = append_quarantine(run.quarantine(table), quarantined)
-        reasons = (
-            quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
-        )
-        # Rows of this table = clean + quarantined (by extraction or by this suite).
-        account = TableAccount(
-            read=len(clean[table]) + len(quarantined),
-            clean=len(clean[table]),
-            quarantined=len(quarantined),
-            reasons={str(k): int(v) for k, v in reasons.items()},
-        )
-        accounts[table] = account
-        share = account.quarantined / account.read if account.read else 0.0
-        if share > max_quarantine_share:
-            top = ", ".join(f"{n:,} × {reason}" for reason, n in account.reasons.items())
-            problems.append(
-                f"{origin}: {account.quarantined:,} of {account.read:,} rows "
-                f"({share:.1%}) quarantined, above max_quarantine_share "
-                f"{max_quarantine_share:.1%}: {top}"
-            )
-        path = run.sub("clean", f"{table}.parquet")
-        clean[table].to_parquet(path, index=False)
-        clean_paths[table] = path
 
-    if docs_dir is not None:
-        context.build_data_docs(site_names=["run"])
-    report = ValidationReport(outcomes=outcomes, accounts=accounts, data_docs=docs_dir)
-    problems = [_stop_line(o) for o in report.stop_failures] + problems
+def price_outlier_rows(
+    table: str, frame: pd.DataFrame, dataset: DatasetSpec
+) -> dict[str, np.ndarray]:
+    """Events whose unit price is implausibly far from the product's median (label → row
+    positions): set aside with the suite's failures, so the table-level checks see the
+    prices that are left."""
+    if table != "events":
+        return {}
+    outliers = price_outliers(frame, dataset.cleaning.max_price_ratio)
+    if not outliers.any():
+        return {}
+    label = (
+        f"column 'unit_price' more than {dataset.cleaning.max_price_ratio:g}x "
+        "the product's median unit_price"
+    )
+    return {label: np.flatnonzero(outliers)}
+
+
+def table_account(n_clean: int, quarantined: pd.DataFrame) -> TableAccount:
+    """Rows of a table = clean + quarantined (by extraction or by this suite)."""
+    reasons = quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
+    return TableAccount(
+        read=n_clean + len(quarantined),
+        clean=n_clean,
+        quarantined=len(quarantined),
+        reasons={str(k): int(v) for k, v in reasons.items()},
+    )
+
+
+def quarantine_problem(origin: str, account: TableAccount, max_share: float) -> str | None:
+    """Why a table that lost more than `max_share` of its rows stops the run (None: it
+    did not): past that share the clean rows no longer describe the shop."""
+    share = account.quarantined / account.read if account.read else 0.0
+    if share <= max_share:
+        return None
+    top = ", ".join(f"{n:,} × {reason}" for reason, n in account.reasons.items())
+    return (
+        f"{origin}: {account.quarantined:,} of {account.read:,} rows "
+        f"({share:.1%}) quarantined, above max_quarantine_share "
+        f"{max_share:.1%}: {top}"
+    )
+
+
+def _report(report: ValidationReport, run: RunFolder, docs_dir: Path | None, logger) -> None:
+    """Leave the results where a person will look: the validation-summary artifact, a link
+    to the Data Docs, warnings in the log and `row_accounting.json` in the run folder."""
+    outcomes, accounts = report.outcomes, report.accounts
     create_table_artifact(
         key="validation-summary",
         table=[o.model_dump() for o in outcomes],
@@ -644,15 +669,22 @@ def validate_snapshot(
     (run.path / "row_accounting.json").write_text(
         json.dumps({t: a.model_dump() for t, a in accounts.items()}, indent=2)
     )
-    if problems:
-        raise DataValidationError(failure_message(problems))
-    # The data's clock and the central dataset follow the clean events only (the new
-    # events are hashed again only when this suite set some events aside).
+
+
+def _clean_snapshot(
+    snapshot: Snapshot,
+    clean: dict[str, pd.DataFrame],
+    clean_paths: dict[str, Path],
+    accounts: dict[str, TableAccount],
+) -> Snapshot:
+    """The snapshot of the clean tables. The data's clock and the central dataset follow
+    the clean events only (the new events are hashed again only when this suite set some
+    events aside)."""
     new_events, n_new = snapshot.new_events, snapshot.n_new_events
     if new_events and len(clean["events"]) < snapshot.counts["events"]:
         new_events, n_new = clean_new_events(new_events, clean["events"])
     times = clean["events"]["occurred_at"]
-    clean_snapshot = snapshot.model_copy(
+    return snapshot.model_copy(
         update={
             "tables": clean_paths,
             "counts": {t: a.clean for t, a in accounts.items()},
@@ -662,4 +694,53 @@ def validate_snapshot(
             "high_water_mark": times.max().to_pydatetime() if len(times) else None,
         }
     )
-    return clean_snapshot, report
+
+
+@task(name="validate")
+def validate_snapshot(
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    run: RunFolder,
+    max_quarantine_share: float = 0.01,
+    expectations_dir: Path | None = None,
+    data_docs: bool = True,
+    previous_counts: dict[str, int] | None = None,
+) -> tuple[Snapshot, ValidationReport]:
+    """Validate and clean every table; return the snapshot of clean tables and a report."""
+    logger = get_run_logger()
+    suites_dir = Path(expectations_dir or get_settings().expectations_dir)
+    now = datetime.now(UTC)
+    docs_dir = run.sub("data_docs", "index.html").parent.resolve() if data_docs else None
+    context = gx_context(docs_dir)
+
+    clean: dict[str, pd.DataFrame] = {}
+    clean_paths: dict[str, Path] = {}
+    outcomes: list[ExpectationOutcome] = []
+    accounts: dict[str, TableAccount] = {}
+    problems: list[str] = []
+    for table in TABLES:  # users → products → events: foreign keys see the clean tables
+        frame = snapshot.read(table)
+        origin = snapshot.sources.get(table, snapshot.tables[table].name)  # as the user knows it
+        previous_rows = (previous_counts or {}).get(table)
+        config = table_suite(table, frame, clean, dataset, suites_dir, now, previous_rows)
+        set_aside = price_outlier_rows(table, frame, dataset)
+        table_outcomes, clean[table], quarantined = run_suite(
+            context, table, origin, frame, config, set_aside
+        )
+        outcomes += table_outcomes
+        # One quarantine file per table: what extraction set aside, then this suite's.
+        quarantined = append_quarantine(run.quarantine(table), quarantined)
+        accounts[table] = table_account(len(clean[table]), quarantined)
+        if problem := quarantine_problem(origin, accounts[table], max_quarantine_share):
+            problems.append(problem)
+        clean_paths[table] = run.sub("clean", f"{table}.parquet")
+        clean[table].to_parquet(clean_paths[table], index=False)
+
+    if docs_dir is not None:
+        context.build_data_docs(site_names=["run"])
+    report = ValidationReport(outcomes=outcomes, accounts=accounts, data_docs=docs_dir)
+    _report(report, run, docs_dir, logger)
+    problems = [_stop_line(o) for o in report.stop_failures] + problems
+    if problems:
+        raise DataValidationError(failure_message(problems))
+    return _clean_snapshot(snapshot, clean, clean_paths, accounts), report

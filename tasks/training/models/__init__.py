@@ -3,6 +3,9 @@ and per product side, score = user · product (biases folded into the product si
 side may be dense (LightFM embeddings) or sparse (a purchase history against an item-item
 similarity or transition matrix), so one exact, chunked top-N scorer serves evaluation and
 publishing for all of them. A `Blend` adds several such models, each normalised per user.
+
+Each family is declared in its module (`family.Family`: name, parameters, fit, search space,
+explanation) and registered in `families.py` (docs/adding-a-model.md).
 """
 
 from __future__ import annotations

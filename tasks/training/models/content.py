@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tasks.training.models import FactorModel
+from tasks.training.models.family import Family
 
 
 def fit_content(history: sp.csr_matrix, item_features: sp.csr_matrix) -> FactorModel:
@@ -25,3 +26,13 @@ def fit_content(history: sp.csr_matrix, item_features: sp.csr_matrix) -> FactorM
     totals[totals == 0] = 1.0
     profile = (sp.diags((1.0 / totals).astype(np.float32)) @ profile).tocsr()
     return FactorModel(user_vectors=profile.astype(np.float32), item_vectors=items)
+
+
+CONTENT_FAMILY = Family(
+    name="content_based",
+    # the user's products weighted as item-kNN weighs them (its recency decay)
+    fit=lambda data, config, options: fit_content(
+        data.weighted_history(config.item_knn.recency_decay), data.item_attributes
+    ),
+    explain=lambda reasons, component, users, items: reasons.matches(users, items),
+)

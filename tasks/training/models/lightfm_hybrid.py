@@ -5,16 +5,23 @@ from their attributes. Trained epoch by epoch so tuning can stop early."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from lightfm import LightFM
 from pydantic import BaseModel, Field
+from scipy.stats import loguniform
 
 from tasks.training.models import FactorModel
+from tasks.training.models.family import Family, FitOptions, Settings
+
+if TYPE_CHECKING:
+    from tasks.publishing.reasons import ReasonContext
+    from tasks.training.train import ModelConfig, TrainingData
 
 
 class LightFMParams(BaseModel):
@@ -242,3 +249,96 @@ def factors_of(
         user_vectors=np.hstack([user_embeddings, ones]).astype(np.float32),
         item_vectors=np.hstack([item_embeddings, item_biases[:, None]]).astype(np.float32),
     )
+
+
+def lightfm_features(
+    data: TrainingData, params: LightFMParams, hybrid: bool = True
+) -> tuple[sp.csr_matrix | None, sp.csr_matrix | None]:
+    """The feature matrices LightFM trains with: none (identity only) for the CF candidate;
+    for the hybrid, with or without the behaviour features as its parameters say."""
+    if not hybrid:
+        return None, None
+    if params.behaviour_features:
+        return data.user_features, data.item_features
+    return data.user_plain, data.item_plain
+
+
+def lightfm_feature_names(
+    data: TrainingData, params: LightFMParams, hybrid: bool = True
+) -> FeatureNames | None:
+    """The names of the columns `lightfm_features` gives (None: identity only). The plain
+    matrices' columns are the first ones of the matrices with behaviour features."""
+    if not hybrid:
+        return None
+    users, items = data.feature_names
+    if params.behaviour_features:
+        return users, items
+    return users[: data.user_plain.shape[1]], items[: data.item_plain.shape[1]]
+
+
+def fit_family(
+    data: TrainingData, config: ModelConfig, options: FitOptions, hybrid: bool
+) -> FactorModel:
+    """Fit the hybrid (hybrid=True) or the collaborative-only candidate; `options` may keep
+    the state a later fit continues from, or continue from one."""
+    params = config.lightfm
+    if options.continue_epochs is not None:
+        params = params.model_copy(update={"epochs": options.continue_epochs})
+    names = lightfm_feature_names(data, params, hybrid)
+    model, factors, _ = fit_lightfm(
+        data.decayed_interactions(params.half_life_days),
+        *lightfm_features(data, params, hybrid),
+        params,
+        seed=options.seed,
+        num_threads=options.num_threads,
+        warm_start=options.warm_start,
+        names=names,
+    )
+    if options.state_path is not None:
+        save_state(model, options.state_path, names)
+    return factors
+
+
+SETTINGS = Settings(
+    "lightfm",
+    LightFMParams,
+    flow_key="model",
+    flow_description="LightFM's starting point; tuning tries others and keeps the best",
+)
+# tune.py's LightFM search: the configured parameters, the same with the behaviour features
+# switched, then draws from this space
+LIGHTFM_SPACE: dict[str, object] = {
+    "no_components": [16, 32, 64, 128],
+    "loss": ["warp", "bpr", "warp-kos"],
+    "learning_rate": loguniform(0.01, 0.1),
+    "item_alpha": loguniform(1e-8, 1e-4),
+    "user_alpha": loguniform(1e-8, 1e-4),
+    "max_sampled": [10, 30, 60],
+    "behaviour_features": [True, False],
+    "half_life_days": [None, 90.0, 365.0],
+}
+
+
+def _explain(
+    reasons: ReasonContext, component: FactorModel, users: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """What the product has that buyers sharing the user's attribute favour."""
+    return reasons.matches(users, items)
+
+
+LIGHTFM_CF_FAMILY = Family(
+    name="lightfm_cf",
+    settings=SETTINGS,  # the hybrid's tuned parameters, identity features only
+    fit=partial(fit_family, hybrid=False),
+    explain=_explain,
+    keeps_state=True,
+)
+HYBRID_FAMILY = Family(
+    name="lightfm_hybrid",
+    settings=SETTINGS,
+    fit=partial(fit_family, hybrid=True),
+    explain=_explain,
+    space=LIGHTFM_SPACE,
+    search="lightfm",
+    keeps_state=True,
+)

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, Field
 
 from tasks.training.models import FactorModel
+from tasks.training.models.family import Family, RecencyDecay, Settings
 
 
 class ItemKNNParams(BaseModel):
@@ -17,9 +18,7 @@ class ItemKNNParams(BaseModel):
     alpha: float = Field(
         0.5, ge=0, le=1, description="asymmetric cosine: 0.5 = cosine, 1 = P(j | i)"
     )
-    recency_decay: float = Field(
-        0.7, gt=0, le=1, description="weight of a user's k-th most recent product: decay**k"
-    )
+    recency_decay: RecencyDecay = 0.7
 
 
 def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -53,3 +52,19 @@ def fit_item_knn(
         user_vectors=history.astype(np.float32).tocsr(),
         item_vectors=similarity.T.tocsr().astype(np.float32),
     )
+
+
+ITEM_KNN_FAMILY = Family(
+    name="item_knn",
+    settings=Settings("item_knn", ItemKNNParams),
+    fit=lambda data, config, options: fit_item_knn(
+        data.interactions, data.weighted_history(config.item_knn.recency_decay), config.item_knn
+    ),
+    explain=lambda reasons, component, users, items: reasons.similar_to(component, users, items),
+    space={
+        "neighbours": [20, 50, 100, 200],
+        "shrink": [0.0, 10.0, 50.0],
+        "alpha": [0.3, 0.5, 0.7],
+        "recency_decay": [0.3, 0.5, 0.7, 0.9],
+    },
+)

@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from tasks.training.models import FactorModel
+from tasks.training.models.family import Family
+
+if TYPE_CHECKING:
+    from tasks.training.train import ModelConfig
 
 # Segment demand is blended with a little global demand, so a small segment's list is
 # completed by what sells overall instead of by arbitrary ties.
@@ -51,3 +57,25 @@ def fit_segment_popularity(interactions: sp.csr_matrix, segments: np.ndarray) ->
     ).tocsr()
     item_side = np.hstack([demand.T, overall[:, None]]).astype(np.float32)
     return FactorModel(user_vectors=user_side.astype(np.float32), item_vectors=item_side)
+
+
+def _half_life(config: ModelConfig) -> dict:
+    """Both baselines rank the demand decayed by `popularity_half_life_days` (a setting of
+    the training data, which category transitions read too)."""
+    return {"half_life_days": config.popularity_half_life_days}
+
+
+POPULARITY_FAMILY = Family(
+    name="popularity",
+    fit=lambda data, config, options: fit_popularity(data.recent_demand),
+    explain=lambda reasons, component, users, items: reasons.best_seller(users),
+    recorded_params=_half_life,
+    explains_the_product=False,
+)
+SEGMENT_POPULARITY_FAMILY = Family(
+    name="segment_popularity",
+    fit=lambda data, config, options: fit_segment_popularity(data.recent_demand, data.segments),
+    explain=lambda reasons, component, users, items: reasons.popular_with(users),
+    recorded_params=_half_life,
+    explains_the_product=False,
+)

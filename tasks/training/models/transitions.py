@@ -4,11 +4,17 @@ right after a product is what a customer who just bought it is likely to buy nex
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, Field
 
 from tasks.training.models import FactorModel
+from tasks.training.models.family import Family, FitOptions, RecencyDecay, Settings
+
+if TYPE_CHECKING:
+    from tasks.training.train import ModelConfig, TrainingData
 
 
 class TransitionParams(BaseModel):
@@ -19,9 +25,7 @@ class TransitionParams(BaseModel):
     backward: float = Field(
         0.5, ge=0, le=1, description="weight of the reverse direction (bought just before)"
     )
-    recency_decay: float = Field(
-        0.6, gt=0, le=1, description="weight of a user's k-th most recent product: decay**k"
-    )
+    recency_decay: RecencyDecay = 0.6
     normalisation: float = Field(
         0.5,
         ge=0,
@@ -111,3 +115,45 @@ def fit_category_transitions(
     return FactorModel(
         user_vectors=user_side.astype(np.float32), item_vectors=item_side.astype(np.float32)
     )
+
+
+def _fit_transitions(data: TrainingData, config: ModelConfig, options: FitOptions) -> FactorModel:
+    history = data.transaction_history(config.transitions.recency_decay)
+    return fit_transitions(data.sequence_rows, data.sequence_cols, history, config.transitions)
+
+
+def _fit_category_transitions(
+    data: TrainingData, config: ModelConfig, options: FitOptions
+) -> FactorModel:
+    return fit_category_transitions(
+        data.sequence_rows,
+        data.sequence_cols,
+        data.transaction_history(config.transitions.recency_decay),
+        data.categories,
+        np.asarray(data.recent_demand.sum(axis=0)).ravel(),
+        config.transitions,
+    )
+
+
+SETTINGS = Settings("transitions", TransitionParams)  # both families read them
+TRANSITIONS_FAMILY = Family(
+    name="last_item_transitions",
+    settings=SETTINGS,
+    fit=_fit_transitions,
+    explain=lambda reasons, component, users, items: reasons.after_bought(component, users, items),
+    space={
+        "window": [2, 3, 5, 8],
+        "step_decay": [0.5, 0.7, 0.85],
+        "backward": [0.0, 0.25, 0.5],
+        "recency_decay": [0.3, 0.5, 0.7],
+        "normalisation": [0.0, 0.5, 1.0],
+    },
+)
+CATEGORY_TRANSITIONS_FAMILY = Family(
+    name="category_transitions",
+    settings=SETTINGS,
+    fit=_fit_category_transitions,
+    explain=lambda reasons, component, users, items: reasons.next_step(users, items),
+    explains_the_product=False,
+    explains_the_category=True,
+)

@@ -1,0 +1,48 @@
+"""manifest.json of a published version: what it holds, what it was built from, and the
+sha256 of every file (the website, rollback, the monitor and the next nightly read it).
+
+Every key is part of the contract; Manifest declares them all, a version is validated
+against it before `latest` moves, and its JSON Schema (docs/schemas/manifest.schema.json)
+is generated from it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ExperimentRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    control_share: float
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_version: str = Field(description="the version id (tasks/versions.py)")
+    created_at: str = Field(description="when the model was registered (ISO 8601, UTC)")
+    data_until: str | None = Field(description="the newest event the lists saw (ISO 8601)")
+    run_id: str | None = Field(description="the nightly run that published it")
+    model_sha256: str = Field(description="sha256 of the model artifact in the registry")
+    data_fingerprint: str
+    data_counts: dict[str, int] = Field(description="rows per table the lists were built from")
+    sources: dict[str, str] = Field(description="where each table came from (passwords masked)")
+    top_n: int
+    rules: dict = Field(description="the publishing rules of dataset.toml, as applied")
+    user_count: int
+    users_with_list: int
+    products_shown: int
+    users_per_tier: dict[str, int]
+    catalog_coverage_per_tier: dict[str, float]
+    users_per_variant: dict[str, int]
+    experiment: ExperimentRecord
+    columns: list[str] = Field(description="the columns of recommendations.parquet")
+    sorted_by: list[str]
+    row_count: int
+    files: dict[str, FileEntry] = Field(description="sha256 of every file of the version")
