@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := False
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: run test lint format demo-store clean-data venv bench-deps server serve monitor advance chromium
+.PHONY: run test lint format demo-store clean-data venv bench-deps server serve monitor advance chromium docs
 
 PREFECT_PORT ?= 4200
 DAYS ?= 1
@@ -75,6 +75,15 @@ chromium:
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
 	fi
+
+# Re-render everything generated from one description: the docs' tables from
+# docs/results/*.json (each benchmark writes its file) and docs/configuration.md from the
+# pydantic models (docs/render.py), the JSON Schemas of the files other programs read
+# (docs/schemas/, tasks/contracts.py) and deployments/prefect.yaml (deployments/serve.py).
+docs: $(STAMP)
+	$(BIN)/python docs/render.py
+	$(BIN)/python -m tasks.contracts
+	$(BIN)/python -m deployments.serve --write-prefect-yaml
 
 clean-data:
 	rm -rf $(DATA_ROOT)/runs $(DATA_ROOT)/published

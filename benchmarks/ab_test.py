@@ -10,18 +10,21 @@ minimum detectable effect, and what the simulator's hidden ground truth says of 
 kinds of list (mean affinity and choice weight of what each variant shows). The LAST line
 is one JSON object:
 {"preset", "users", "days", "control_share", "visitors", "conversion", "uplift",
-"truth", "report", "wall_s"}.
+"truth", "report", "wall_s"}; the same figures, with every variant's live metrics, go to
+docs/results/ab_test.json (`--results` for elsewhere) for docs/render.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.results import record
 from demo_store import PRESETS, generate_store, write_store
 from demo_store.live import advance_store, list_truth
 from flows.monitor import MonitorParams, monitor
@@ -39,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--control-share", type=float, default=0.1)
     parser.add_argument("--shown", type=int, default=10)
+    parser.add_argument(
+        "--results", type=Path, default=None, help="default: docs/results/ab_test.json"
+    )
+    command = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     data_root = args.data_root or Path("data") / "bench" / f"ab_{args.preset}"
     db = DataRoot.of(data_root).demo_store
@@ -63,22 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ground truth of the lists shown, per variant: {truth}")
     by_variant = {p.variant: p for p in report.live}
     conversion = {name: p.conversion.model_dump() for name, p in by_variant.items()}
-    print(
-        json.dumps(
-            {
-                "preset": args.preset,
-                "users": int(lists["user_id"].nunique()),
-                "days": args.days,
-                "control_share": args.control_share,
-                "visitors": {name: p.visitors for name, p in by_variant.items()},
-                "conversion": conversion,
-                "uplift": {u.metric: u.model_dump() for u in report.uplift},
-                "truth": truth,
-                "report": str(report.report),
-                "wall_s": round(time.perf_counter() - started, 1),
-            }
-        )
-    )
+    result = {
+        "preset": args.preset,
+        "users": int(lists["user_id"].nunique()),
+        "days": args.days,
+        "control_share": args.control_share,
+        "visitors": {name: p.visitors for name, p in by_variant.items()},
+        "conversion": conversion,
+        "uplift": {u.metric: u.model_dump() for u in report.uplift},
+        "truth": truth,
+        "report": str(report.report),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    live = {name: p.model_dump() for name, p in by_variant.items()}
+    record("ab_test", "benchmarks.ab_test", command, result | {"live": live}, args.results)
+    print(json.dumps(result))
     return 0
 
 

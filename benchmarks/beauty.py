@@ -17,7 +17,9 @@ split needs. Protocol (the dataset README's): each user's last item is the test 
 against ALL items, items in the user's history excluded; the second-to-last item is the
 validation item tuning uses. Prints every candidate's HR@10, NDCG@10, HR@20, NDCG@20 and
 the published model's next to the paper rows; the LAST line is one JSON object:
-{"published": {...}, "candidates": {NAME: {...}}, "wall_s": x, "peak_rss_mib": x}.
+{"published": {...}, "candidates": {NAME: {...}}, "wall_s": x, "peak_rss_mib": x}; the same
+figures, with the paper rows and the published model's name, blend and NDCG@10 interval, go
+to docs/results/beauty.json (`--results` for elsewhere) for docs/render.py.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.results import record
 from tasks.run_context import DataRoot
 
 DATA_DIR = Path("../shared/datasets/amazon-beauty")
@@ -103,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=Path("data/amazon-beauty"))
     parser.add_argument("--lightfm-trials", type=int, default=4)
     parser.add_argument("--convert-only", action="store_true")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="default: docs/results/beauty.json"
+    )
+    command = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
 
     if not (args.data_dir / "Beauty.txt").exists():
@@ -113,9 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.convert_only:
         return 0
 
+    from benchmarks.nightly import first_night
     from flows.nightly import nightly
     from flows.params import NightlyParams
     from tasks.training.tune import TuningParams
+
+    # A first night, always: a version found already published would retrain nothing.
+    keep = (
+        (args.out.relative_to(args.data_root).parts[0],)
+        if args.out.is_relative_to(args.data_root)
+        else ()
+    )
+    cleared = first_night(args.data_root, keep)
+    print(f"first night: cleared {', '.join(cleared) or 'nothing'} in {args.data_root}")
 
     # Positions, not dates: no popularity decay over "days", and no gap before the held-out
     # item (the protocol trains on everything before it).
@@ -147,16 +165,27 @@ def main(argv: list[str] | None = None) -> int:
     print(table(candidates | {f"published ({published_name})": published}))
     print("\npublished results on the same data (dataset README):")
     print(table({name: dict(zip(REPORTED, row, strict=True)) for name, row in PAPER_ROWS.items()}))
-    print(
-        json.dumps(
-            {
-                "published": published,
-                "candidates": candidates,
-                "wall_s": round(wall_s, 1),
-                "peak_rss_mib": round(peak_kib / 1024, 1),
-            }
-        )
-    )
+    result = {
+        "published": published,
+        "candidates": candidates,
+        "wall_s": round(wall_s, 1),
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+    }
+    details = {
+        "data": counts,
+        "published_name": published_name,
+        "gate_passed": document["gate"]["passed"],
+        "blend": document.get("tuning", {}).get("chosen", {}).get("blend", {}),
+        "published_ndcg10_ci95": [
+            round(document["candidates"][published_name][k], 4)
+            for k in ("NDCG@10_ci95_low", "NDCG@10_ci95_high")
+        ],
+        "paper_rows": {
+            name: dict(zip(REPORTED, row, strict=True)) for name, row in PAPER_ROWS.items()
+        },
+    }
+    record("beauty", "benchmarks.beauty", command, result | details, args.results)
+    print(json.dumps(result))
     return 0
 
 

@@ -6,6 +6,8 @@
 
 Prints one line per stage (seconds, from the task runs Prefect recorded), then the LAST
 line is one JSON object: {"preset", "wall_s", "store_build_s", "peak_rss_mib", "stages"}.
+The same figures, with the run's model metrics, go to docs/results/nightly.json (the demo
+preset; nightly-<preset>.json for another, `--results` for elsewhere) for docs/render.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import json
 import resource
 import shutil
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +24,7 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from benchmarks.results import record
 from demo_store import PRESETS, generate_store, write_store
 from flows.nightly import nightly
 from flows.params import NightlyParams
@@ -41,13 +45,14 @@ def stage_seconds(flow_run_id) -> dict[str, float]:
     return dict(totals)
 
 
-def first_night(data_root: Path) -> list[str]:
-    """Remove what earlier runs left in the benchmark's data root (the store in `demo/`
-    stays): otherwise a champion of another configuration is retrained on the split and
-    the run measures a different night each time."""
+def first_night(data_root: Path, keep: tuple[str, ...] = ("demo",)) -> list[str]:
+    """Remove what earlier runs left in the benchmark's data root (the source folders in
+    `keep` stay): otherwise a champion of another configuration is retrained on the split,
+    or the run finds its version already published and retrains nothing, and the run
+    measures a different night each time."""
     cleared = []
     for leftover in sorted(Path(data_root).glob("*")) if Path(data_root).exists() else []:
-        if leftover.name == "demo":
+        if leftover.name in keep:
             continue
         if leftover.is_dir():
             shutil.rmtree(leftover)
@@ -57,8 +62,75 @@ def first_night(data_root: Path) -> list[str]:
     return cleared
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.nightly")
+# The run's model figures kept in the results file (metrics.json holds more).
+REPORTED_METRICS = (
+    "NDCG@10",
+    "HR@10",
+    "MAP@10",
+    "NDCG@20",
+    "HR@20",
+    "NDCG@10[cold_users]",
+    "NDCG@10[warm_users]",
+    "NDCG@10[new_products]",
+    "NDCG@10_ci95_low",
+    "NDCG@10_ci95_high",
+    "catalog_coverage@10",
+    "novelty@10",
+    "diversity@10",
+    "n_test_users",
+    "n[cold_users]",
+    "n[new_products]",
+)
+
+
+def run_figures(summary) -> dict:
+    """What the run's metrics.json says of the models (rounded to 4 digits)."""
+    path = Path(summary.run_folder) / "metrics.json"
+    if not path.exists():
+        return {}
+    document = json.loads(path.read_text())
+
+    def rounded(metrics: dict) -> dict:
+        return {k: round(float(v), 4) for k, v in metrics.items() if isinstance(v, int | float)}
+
+    candidates = {
+        name: rounded({k: m[k] for k in REPORTED_METRICS if k in m})
+        for name, m in document.get("candidates", {}).items()
+    }
+    published = document.get("published")
+    rule_costs = {}
+    if published:
+        rule_costs = rounded(
+            {k: v for k, v in document["candidates"][published].items() if "[rules:" in k}
+        )
+    tuning = document.get("tuning", {})
+    return {
+        "published": published,
+        "gate_passed": document.get("gate", {}).get("passed"),
+        "candidates": candidates,
+        "rule_costs": rule_costs,
+        "blend": tuning.get("chosen", {}).get("blend", {}),
+        "lightfm_chosen": tuning.get("chosen", {}).get("lightfm", {}),
+        "lightfm_choice": tuning.get("lightfm_choice", {}),
+        "validation_ndcg10": rounded(tuning.get("validation_NDCG@10", {})),
+        "split": document.get("split", {}),
+        "data": document.get("data", {}).get("counts", {}),
+        "users_per_tier": summary.users_per_tier,
+        "catalog_coverage_per_tier": rounded(summary.catalog_coverage_per_tier),
+    }
+
+
+def main(
+    argv: list[str] | None = None,
+    name: str | None = None,
+    module: str = "benchmarks.nightly",
+    command: list[str] | None = None,
+) -> int:
+    """`name`, `module`, `command`: how the results file is named and which command it
+    records (benchmarks.large runs this one on its preset)."""
+    if command is None:
+        command = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=42)
@@ -68,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep what earlier runs left in the data root (champion, central dataset, "
         "published versions); default: a first night, everything in data/bench/<preset> "
         "but the store cleared (a --data-root is never cleared)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="where the figures are written (default: docs/results/nightly.json for the demo "
+        "preset, docs/results/nightly-<preset>.json for another)",
     )
     args = parser.parse_args(argv)
     data_root = args.data_root or Path("data") / "bench" / args.preset
@@ -90,23 +169,23 @@ def main(argv: list[str] | None = None) -> int:
     stages = stage_seconds(state.state_details.flow_run_id)
 
     print(summary.render())
-    for name, seconds in stages.items():
-        print(f"{name:>28}: {seconds:8.1f} s")
+    for stage, seconds in stages.items():
+        print(f"{stage:>28}: {seconds:8.1f} s")
     peak_kib = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
-    print(
-        json.dumps(
-            {
-                "preset": args.preset,
-                "wall_s": round(wall_s, 1),
-                "store_build_s": round(store_build_s, 1),
-                "peak_rss_mib": round(peak_kib / 1024, 1),
-                "stages": {k: round(v, 1) for k, v in stages.items()},
-            }
-        )
-    )
+    result = {
+        "preset": args.preset,
+        "wall_s": round(wall_s, 1),
+        "store_build_s": round(store_build_s, 1),
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "stages": {k: round(v, 1) for k, v in stages.items()},
+    }
+    if name is None:
+        name = "nightly" if args.preset == "demo" else f"nightly-{args.preset}"
+    record(name, module, command, result | {"run": run_figures(summary)}, args.results)
+    print(json.dumps(result))
     return 0
 
 

@@ -8,19 +8,22 @@ transaction), so nothing is left to score that refit on. The benchmark moves the
 step one transaction back: the "evaluated" LightFM hybrid trains on the events before each
 user's validation transaction, the refits add those transactions, and every model is
 scored on the test transaction, which none of them saw (NDCG@10 over all products, bought
-ones excluded). Prints one line per model; the LAST line is one JSON object.
+ones excluded). Prints one line per model; the LAST line is one JSON object; the same
+figures go to docs/results/refit.json (`--results` for elsewhere) for docs/render.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 from prefect import flow
 
+from benchmarks.results import record
 from demo_store import PRESETS, generate_store, write_store
 from flows.params import NightlyParams
 from tasks.dataset import DatasetSpec
@@ -77,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--refit-epochs", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--results", type=Path, default=None, help="default: docs/results/refit.json"
+    )
+    command = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     data_root = Path("data") / "bench" / args.preset
     db = DataRoot.of(data_root).demo_store
     if not db.exists():
         write_store(generate_store(args.preset, args.seed), db)
     result = refit_benchmark(data_root, args.refit_epochs, args.seed)
-    print(json.dumps({"preset": args.preset} | result))
+    figures = {"preset": args.preset} | result
+    record("refit", "benchmarks.refit", command, figures, args.results)
+    print(json.dumps(figures))
     return 0
 
 

@@ -17,7 +17,8 @@ second for:
   the faster of chunks of 256 and 1,024 users, BLAS on both cores);
 each the best of 3 runs (the project's in its own process, after which it is run once more
 at 1M users); then the ratios, and peak memory of the project's scorer at
-100k and at 1M users (each measured in a fresh process). The LAST line is one JSON object.
+100k and at 1M users (each measured in a fresh process). The LAST line is one JSON object;
+the same figures go to docs/results/scoring.json (`--results` for elsewhere) for docs/render.py.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from benchmarks.results import record
 from tasks.publishing.recommend import Audience, write_partition
 from tasks.training.models import FactorModel
 
@@ -185,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--only", choices=["project"], default=None)
     parser.add_argument("--repeats", type=int, default=REPEATS, help="project: best of")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="default: docs/results/scoring.json"
+    )
+    command = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.only == "project":
         print(json.dumps(project_rate(args.users, args.repeats)))
@@ -222,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     for key, value in result.items():
         print(f"{key:>26}: {value}")
+    record("scoring", "benchmarks.scoring", command, result, args.results)
     print(json.dumps(result))
 
 

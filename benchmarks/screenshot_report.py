@@ -9,7 +9,8 @@ protocol; pages are opened offline (every http(s) request is blocked): a report 
 from its file alone. The page is loaded from the file, every console error, uncaught
 exception and failed load is collected, and a full-page PNG is captured. Exit status 1
 (with the errors listed) when there was any.
-The LAST line is one JSON object: {"page", "screenshot", "console_errors", "width", "height"}.
+The LAST line is one JSON object: {"page", "screenshot", "console_errors", "width", "height"};
+the same goes to docs/results/screenshot_report.json (`--results` for elsewhere).
 
 `chromium()` is also what the tests use to open pages and ask their DOM (tests/chromium.py).
 """
@@ -24,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,6 +35,8 @@ from typing import Any
 
 import httpx
 from websockets.sync.client import connect
+
+from benchmarks.results import record
 
 FLAGS = (
     "--headless",
@@ -184,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("page", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/evaluation_report.png"))
     parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument(
+        "--results", type=Path, default=None, help="default: docs/results/screenshot_report.json"
+    )
+    command = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if not args.page.exists():
         parser.error(f"no page at {args.page}")
@@ -191,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     for error in result["console_errors"]:
         print(f"console error: {error}")
     print(f"screenshot: {result['screenshot']} ({result['width']}×{result['height']} px)")
+    record("screenshot_report", "benchmarks.screenshot_report", command, result, args.results)
     print(json.dumps(result))
     return 1 if result["console_errors"] else 0
 

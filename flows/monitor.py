@@ -20,7 +20,6 @@ from flows.cli import parse_params, run_cli
 from flows.nightly import GateRefusedError, nightly
 from flows.params import NightlyParams
 from tasks.dataset import DatasetSpec
-from tasks.errors import NotPublishedError
 from tasks.ingest.extract import extract
 from tasks.monitoring.drift import DriftThresholds, FeatureDrift
 from tasks.monitoring.live_metrics import Uplift, VariantPerformance
@@ -29,6 +28,7 @@ from tasks.monitoring.measure import (
     LiveThresholds,
     Windows,
     decide_retraining,
+    known_tables,
     load_state,
     measure_drift,
     measure_live_performance,
@@ -38,7 +38,7 @@ from tasks.monitoring.measure import (
 )
 from tasks.reporting.monitor_report import write_monitor_report
 from tasks.reporting.run_index import write_index
-from tasks.run_context import DataRoot, RunFolder
+from tasks.run_context import RunFolder
 
 
 class MonitorParams(BaseModel):
@@ -168,13 +168,7 @@ def monitor(params: MonitorParams = MonitorParams()) -> MonitorReport:  # noqa: 
     source = params.nightly.resolved_source()
     dataset = DatasetSpec.from_toml(params.nightly.resolved_dataset_config(source))
     snapshot = extract(source, dataset, run, max_unjoined_share=1.0)
-    trained_on = DataRoot.of(data_root).run(str(published.run_id)) / "snapshot"
-    known = {t: trained_on / f"{t}.parquet" for t in ("users", "products")}
-    if not all(p.exists() for p in known.values()):
-        raise NotPublishedError(
-            f"the training snapshot of {published.version} is gone ({trained_on}): monitoring "
-            "cannot tell which users and products the model knows"
-        )
+    known = known_tables(data_root, published)
     drift, unknown, windows = measure_drift(
         snapshot, dataset, published, params.reference_days, params.drift, known
     )

@@ -23,7 +23,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _unwrap(annotation: Any) -> Any:
+def unwrap(annotation: Any) -> Any:
     """The model or container inside Optional[...] / Annotated[...]."""
     while True:
         origin = typing.get_origin(annotation)
@@ -40,7 +40,7 @@ def _unwrap(annotation: Any) -> Any:
 
 def _union_member(annotation: Any, tag: str) -> Any:
     """The member of a discriminated union whose `kind` is `tag`."""
-    for member in typing.get_args(_unwrap(annotation)):
+    for member in typing.get_args(unwrap(annotation)):
         if isinstance(member, type) and issubclass(member, BaseModel):
             kind = member.model_fields.get("kind")
             if kind is not None and tag in typing.get_args(kind.annotation):
@@ -54,7 +54,7 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[list[str], Any]:
     current: Any = model
     parts: list[str] = []
     for part in loc:
-        current = _unwrap(current)
+        current = unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(str(part))
             current = field.annotation if field is not None else None
@@ -66,7 +66,7 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[list[str], Any]:
         else:
             current = None
         parts.append(str(part))
-    return parts, _unwrap(current)
+    return parts, unwrap(current)
 
 
 def known_keys(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -182,16 +182,33 @@ class SourceSpec(StrictModel):
                     (see tasks/ingest/sources/http_api.py).
     """
 
-    kind: Literal["sql", "files", "http"]
-    url_env: str | None = None
-    table: str | None = None
-    query: str | None = None
-    path: Path | None = None
-    url: str | None = None
-    items_key: str = "items"
-    next_key: str = "next"
-    timeout_s: float = Field(10.0, gt=0, le=600)
-    retries: int = Field(3, ge=0, le=10)
+    kind: Literal["sql", "files", "http"] = Field(description="`sql`, `files` or `http`")
+    url_env: str | None = Field(
+        None,
+        description="sql: environment variable holding the URL (with its password); "
+        "empty = the run's source",
+    )
+    table: str | None = Field(
+        None,
+        description="sql: table name (`table` or `schema.table`, plain identifiers only); "
+        "default: the table's own name",
+    )
+    query: str | None = Field(None, description="sql: any SELECT instead of a table")
+    path: Path | None = Field(
+        None, description="files: a .csv, .parquet or .jsonl file, relative to the dataset.toml"
+    )
+    url: str | None = Field(None, description="http: the first page of a paginated JSON endpoint")
+    items_key: str = Field("items", description="http: the key of a page's rows")
+    next_key: str = Field(
+        "next", description="http: the key of the next page's address (empty or absent: last page)"
+    )
+    timeout_s: float = Field(10.0, gt=0, le=600, description="http: seconds per request")
+    retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="http: retries with exponential backoff on 5xx and connection errors",
+    )
 
 
 class ModelsSpec(StrictModel):

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tasks.errors import PathOutsideAllowedRootsError
@@ -34,13 +34,20 @@ for _name, _value in {
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECS_", extra="ignore")
 
-    data_root: Path = Path("data")
+    data_root: Path = Field(
+        Path("data"),
+        description="where runs, models and published recommendations go (the flows' "
+        "default `data_root`); relative to the working directory",
+    )
     # The shop's database URL or data folder; a URL may hold a password, so it comes from
     # the environment (RECS_SOURCE), never from a flow parameter that the UI would show.
     source: str | None = None
     # The demo store's description; a files source may bring its own dataset.toml.
     dataset_config: Path = Path(__file__).resolve().parent.parent / "dataset.toml"
-    expectations_dir: Path = Path(__file__).resolve().parent.parent / "expectations"
+    expectations_dir: Path = Field(
+        Path(__file__).resolve().parent.parent / "expectations",
+        description="the Great Expectations suites, one JSON per table",
+    )
     # When the deployments run (deployments/serve.py, deployments/prefect.yaml): the cron
     # lines are read in `timezone`, so 02:00 stays 02:00 local time across daylight saving.
     timezone: str = "UTC"
@@ -48,8 +55,14 @@ class Settings(BaseSettings):
     # must stay inside, separated by the OS path separator (`:`): a run started from the UI
     # cannot read or write elsewhere. Empty = data_root alone.
     allowed_roots: str = ""
-    nightly_cron: str = "0 2 * * *"
-    monitor_cron: str = "0 6 * * *"
+    nightly_cron: str = Field(
+        "0 2 * * *",
+        description="when `make serve` runs the nightly deployment (in RECS_TIMEZONE)",
+    )
+    monitor_cron: str = Field(
+        "0 6 * * *",
+        description="when `make serve` runs the monitor deployment (in RECS_TIMEZONE)",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prefect import Task
 
-from tests.test_nightly_e2e import run_nightly
+from tests.pipeline.test_nightly_e2e import run_nightly
 
 
 def arm(point: str) -> None:

@@ -1,6 +1,6 @@
 """Two nightly runs whose `published/` is a tmpfs of a few hundred KiB: the first fits,
 the second (longer lists) fills the disk while publishing. Run inside a private mount
-namespace (see tests/test_faults.py); prints one JSON object describing what is left.
+namespace (see tests/pipeline/test_faults.py); prints one JSON object describing what is left.
 
     python -m tests.nightly_on_full_disk <data_root>     # <data_root>/published: the tmpfs
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tasks.publishing.publish import PublicationError, current_latest, verify_version
 from tasks.training.registry import current_champion, read_entry
-from tests.test_nightly_e2e import run_nightly
+from tests.pipeline.test_nightly_e2e import run_nightly
 
 
 def main() -> int:

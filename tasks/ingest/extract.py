@@ -142,7 +142,7 @@ def read_checked(
     if missing:
         raise SourceError(
             f"{table} from {origin} lacks required column(s) {missing} "
-            f"(it has {list(raw.columns)}); see the dataset contract in the README"
+            f"(it has {list(raw.columns)}); see the dataset contract in docs/data.md"
         )
     check_declared_columns(dataset, table, list(raw.columns), origin)
     refuse_ambiguous_dates(dataset, table, raw, origin)

@@ -305,6 +305,19 @@ def cause_family(key: str) -> str:
     return key.split(".", 1)[0]
 
 
+def known_tables(data_root: Path, published: PublishedState) -> dict[str, Path]:
+    """The users and products tables the published model was trained on (its run's
+    snapshot): what `unknown_user_share` and `unknown_product_share` are measured against."""
+    trained_on = DataRoot.of(data_root).run(str(published.run_id)) / "snapshot"
+    known = {table: trained_on / f"{table}.parquet" for table in ("users", "products")}
+    if not all(path.exists() for path in known.values()):
+        raise NotPublishedError(
+            f"the training snapshot of {published.version} is gone ({trained_on}): monitoring "
+            "cannot tell which users and products the model knows"
+        )
+    return known
+
+
 def state_path(data_root: Path) -> Path:
     return DataRoot.of(data_root).monitor_state
 

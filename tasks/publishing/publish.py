@@ -372,6 +372,28 @@ def writing_version(published_root: Path, version: str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when complete
 
 
+def announce(
+    folder: Path, manifest: dict, tier_coverage: dict[str, float], keep_versions: int
+) -> None:
+    """The `published-recommendations` artifact: rows, users, tiers, what was pruned."""
+    users = max(manifest["user_count"], 1)
+    coverage = "\n".join(
+        f"| {tier} | {n:,} | {n / users:.1%} | {tier_coverage[tier]:.1%} |"
+        for tier, n in manifest["users_per_tier"].items()
+    )
+    create_markdown_artifact(
+        key="published-recommendations",
+        markdown=(
+            f"## Published {folder.name}\n\n- {manifest['row_count']:,} rows for "
+            f"{manifest['user_count']:,} users, top {manifest['top_n']}\n"
+            f"- `{folder / 'recommendations.parquet'}`\n- `latest` → `{folder.name}`\n"
+            f"- versions pruned: {len(manifest['pruned'])} (keeping {keep_versions})\n\n"
+            f"| tier | users | share of users | catalogue coverage |\n"
+            f"|---|---:|---:|---:|\n{coverage}\n"
+        ),
+    )
+
+
 def finish_version(
     staging: Path,
     parts: list[Path],
@@ -427,22 +449,7 @@ def finish_version(
         Manifest,
     )
     final = published_root / version
-    coverage = "\n".join(
-        f"| {tier} | {users:,} | {users / max(manifest['user_count'], 1):.1%} "
-        f"| {tier_coverage[tier]:.1%} |"
-        for tier, users in tier_users.items()
-    )
-    create_markdown_artifact(
-        key="published-recommendations",
-        markdown=(
-            f"## Published {version}\n\n- {manifest['row_count']:,} rows for "
-            f"{manifest['user_count']:,} users, top {top_n_size}\n"
-            f"- `{final / 'recommendations.parquet'}`\n- `latest` → `{version}`\n"
-            f"- versions pruned: {len(manifest['pruned'])} (keeping {params.keep_versions})\n\n"
-            f"| tier | users | share of users | catalogue coverage |\n"
-            f"|---|---:|---:|---:|\n{coverage}\n"
-        ),
-    )
+    announce(final, manifest, tier_coverage, params.keep_versions)
     return Publication(
         version=version,
         created_at=created_at,

@@ -1,7 +1,7 @@
 """Source readers: each returns one raw table as a DataFrame; `tasks/ingest/extract.py` conforms
 and integrates them. One module per kind of source (sql, files, http_api): to add a kind,
 add a module here, a `kind` value in `tasks/dataset.py:SourceSpec`, and a branch in
-`read_source` below (see the README, "Adding a source")."""
+`read_source` below (see docs/data.md, "Adding a source: the HTTP API, step by step")."""
 
 from __future__ import annotations
 

@@ -28,12 +28,19 @@ class LightFMParams(BaseModel):
     """Hyperparameters of LightFM (the hybrid and the collaborative-only candidate)."""
 
     no_components: int = Field(64, ge=2, le=512, description="size of the embeddings")
-    loss: Literal["warp", "bpr", "warp-kos", "logistic"] = "warp"
-    learning_rate: float = Field(0.05, gt=0, le=1)
+    loss: Literal["warp", "bpr", "warp-kos", "logistic"] = Field(
+        "warp", description="LightFM's loss function"
+    )
+    learning_rate: float = Field(0.05, gt=0, le=1, description="AdaGrad's learning rate")
     item_alpha: float = Field(1e-6, ge=0, le=1, description="L2 penalty on product features")
     user_alpha: float = Field(1e-6, ge=0, le=1, description="L2 penalty on user features")
     max_sampled: int = Field(30, ge=1, le=1000, description="WARP negatives tried per step")
-    epochs: int = Field(40, ge=1, le=1000)
+    epochs: int = Field(
+        40,
+        ge=1,
+        le=1000,
+        description="training epochs (tuning stops its trials early, see `tuning.*`)",
+    )
     half_life_days: float | None = Field(
         None,
         gt=0,

@@ -1,0 +1,1 @@
+"""What the pipeline is given: sources, validation, hostile input, the demo store."""

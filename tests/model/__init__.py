@@ -1,0 +1,1 @@
+"""What the models learn and how they are judged: quality, tuning, refit, the gate."""

@@ -1,0 +1,1 @@
+"""The flows end to end: publication, reruns, faults, servers, reports, docs."""

@@ -1,0 +1,1 @@
+"""Pure functions on small hand-made inputs: no flow, no server."""
