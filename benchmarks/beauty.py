@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": counts,
         "published_name": published_name,
         "gate_passed": document["gate"]["passed"],
+        "refit_check": document.get("refit_check"),
         "blend": document.get("tuning", {}).get("chosen", {}).get("blend", {}),
         "published_ndcg10_ci95": [
             round(document["candidates"][published_name][k], 4)

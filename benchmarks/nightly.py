@@ -107,6 +107,7 @@ def run_figures(summary) -> dict:
     return {
         "published": published,
         "gate_passed": document.get("gate", {}).get("passed"),
+        "refit_check": document.get("refit_check"),
         "candidates": candidates,
         "rule_costs": rule_costs,
         "blend": tuning.get("chosen", {}).get("blend", {}),

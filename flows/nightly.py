@@ -1,5 +1,6 @@
 """The nightly flow: ingest (extract → validate → central dataset) → split → features →
-tune → train (with the champion) → evaluate → gate → refit → register → publish → promote.
+tune → train (with the champion) → evaluate → gate → refit → check the refit (canary) →
+register → publish → promote.
 
 python -m flows.nightly --help
 """
@@ -14,13 +15,14 @@ from flows.params import NightlyParams
 from flows.publish import release
 from tasks.dataset import DatasetSpec
 from tasks.errors import GateRefusedError
+from tasks.evaluation.canary import check_refit
 from tasks.evaluation.evaluate import evaluate_candidates
 from tasks.evaluation.gate import gate
 from tasks.evaluation.run_report import metrics_document, write_run_metrics
 from tasks.features.build import build_stage_features
 from tasks.features.split import split_events
 from tasks.locking import exclusive_run
-from tasks.publishing.release import finish_if_published, refuse
+from tasks.publishing.release import finish_if_published, refuse, refuse_refit
 from tasks.reporting.data_report import write_data_report
 from tasks.reporting.evaluation_report import write_evaluation_report
 from tasks.reporting.run_index import write_index
@@ -100,6 +102,9 @@ def _nightly(params: NightlyParams) -> RunSummary:
     final = refit(
         snapshot.tables["events"], features.final, tuning.config, candidates, continued, context
     )
+    check = check_refit(candidates[BLEND], final, snapshot, dataset, params.gate, params.seed)
+    document = write_run_metrics(document.model_copy(update={"refit_check": check}), run)
+    refuse_refit(check, version, document, snapshot, dataset, run)
     publication = release(final.vectors, record, snapshot, dataset, document, params)
     report = write_evaluation_report(document, snapshot, dataset, run, publication.recommendations)
     write_index(params.data_root)

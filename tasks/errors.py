@@ -16,7 +16,7 @@ is written for the shop's data engineer, so it says what to do, not where in our
 | 6 | the data was refused (validation, joins, degenerate data) |
 | 7 | storage: the data root or `published/` could not be written |
 | 8 | another run holds the data root |
-| 9 | the publication was refused by its own checks (empty, far smaller than the last) |
+| 9 | the publication was refused by its own checks (the refit's canary; empty, far smaller) |
 | 10 | nothing usable is published yet (monitoring, rollback to an unknown version) |
 """
 
@@ -104,8 +104,8 @@ class GateRefusedError(RecsError):
 
 
 class PublicationRefusedError(RecsError):
-    """The lists about to be published fail their own checks (empty, or far smaller than
-    what `latest` serves): nothing was switched."""
+    """What was about to be published failed its own checks (the refit model's canary, or
+    lists that are empty or far smaller than what `latest` serves): nothing was switched."""
 
     exit_code: ClassVar[int] = 9
 

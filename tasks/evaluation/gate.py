@@ -53,6 +53,16 @@ class GateParams(BaseModel):
         le=1.0,
         description="relative NDCG@10 drop allowed on cold users and new products",
     )
+    min_refit_overlap: float = Field(
+        0.2,  # honest refits keep about half (last-item-heavy blends move most); noise ~0
+        ge=0.0,
+        le=1.0,
+        description="the published (refit) model must keep at least this share of the judged "
+        "model's top 10, on average over a seeded sample of users (tasks/evaluation/canary.py)",
+    )
+    refit_check_users: int = Field(
+        2000, ge=10, le=1_000_000, description="users the refit's lists are compared on"
+    )
 
 
 class GateDecision(BaseModel):

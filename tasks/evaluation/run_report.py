@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import task
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.evaluation.canary import RefitCheck
 from tasks.evaluation.gate import GateDecision
 from tasks.evaluation.metrics import CandidateMetrics
 from tasks.run_context import RunFolder, Snapshot, Split
@@ -108,11 +109,16 @@ class MetricsDocument(Strict):
     already_published: str | None = Field(
         None, description="a rerun that found this version published (no retraining)"
     )
+    refit_check: RefitCheck | None = Field(
+        None, description="the published (refit) model's check before publication (canary)"
+    )
 
     def to_json(self) -> str:
         """The file's text: keys by their on-disk names; `already_published` only on a
         rerun that found its version."""
-        unset = {"already_published"} if self.already_published is None else set()
+        unset = {
+            name for name in ("already_published", "refit_check") if getattr(self, name) is None
+        }
         return self.model_dump_json(by_alias=True, indent=2, exclude=unset)
 
 

@@ -149,7 +149,7 @@ def load_audience(
             category_column,
             (phrased + categorical + [None])[0],
             dataset.models.segment_columns,
-            [c for c, f in dataset.product_features.items() if f.kind == "multi"],
+            {c: f.sep for c, f in dataset.product_features.items() if f.kind == "multi"},
             spec.phrases,
         ),
         control=(control or Experiment()).control(users["user_id"]),

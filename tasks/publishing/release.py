@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks.dataset import DatasetSpec
-from tasks.errors import GateRefusedError
+from tasks.errors import GateRefusedError, PublicationRefusedError
+from tasks.evaluation.canary import RefitCheck
 from tasks.evaluation.run_report import MetricsDocument, write_run_metrics
 from tasks.publishing.publish import Publication, find_publication, switch_latest
 from tasks.reporting.evaluation_report import write_evaluation_report
@@ -83,3 +84,26 @@ def refuse(
     )
     write_index(run.data_root)
     raise GateRefusedError(summary.model_copy(update={"evaluation_report": report.path}).render())
+
+
+def refuse_refit(
+    check: RefitCheck,
+    version: str,
+    document: MetricsDocument,
+    snapshot: Snapshot,
+    dataset: DatasetSpec,
+    run: RunFolder,
+) -> None:
+    """When the canary failed (tasks/evaluation/canary.py): write the evaluation page and
+    raise PublicationRefusedError (exit code 9); nothing was registered as published,
+    `latest` and the champion stay."""
+    if check.passed:
+        return
+    report = write_evaluation_report(document, snapshot, dataset, run)
+    write_index(run.data_root)
+    raise PublicationRefusedError(
+        f"version {version} was not published: the refit model failed its check before "
+        "publication: " + "; ".join(check.reasons) + ". `latest` and the champion are "
+        f"unchanged; the figures are in {report.path} and the run's metrics.json "
+        "(`refit_check`), the refit model in the run's models/final/"
+    )

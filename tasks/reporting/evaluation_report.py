@@ -178,6 +178,16 @@ def write_evaluation_report(
         f"<h1>Evaluation: run {html.escape(run.run_id)} — gate {verdict}</h1>",
         "<h2>The gate</h2>",
         html_table([{"check": reason} for reason in gate.reasons]),
+        *(
+            [
+                "<h2>The published model's check (canary): "
+                + ("passed" if document.refit_check.passed else "REFUSED")
+                + "</h2>",
+                html_table([{"check": reason} for reason in document.refit_check.reasons]),
+            ]
+            if document.refit_check
+            else []
+        ),
         "<h2>Candidates</h2>",
         html_table(
             [

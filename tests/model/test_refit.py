@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
-from tasks.training.models import FactorModel
+from tasks.errors import PublicationRefusedError
+from tasks.publishing.publish import current_latest
+from tasks.training.models import FactorModel, load_scorer
 from tasks.training.models.lightfm_hybrid import LightFMParams, fit_lightfm, save_state
 from tests.pipeline.test_nightly_e2e import run_nightly
 from tests.pipeline.test_reruns import fresh_root
@@ -94,3 +99,41 @@ def test_the_nightly_refit_continues_from_the_evaluated_model(tmp_path, tiny_sto
         metrics = json.loads((summary.published_path.parent / "metrics.json").read_text())
         assert metrics["published_model"]["lightfm_continued_epochs"] == refit_epochs
     assert distances[2] < distances[None]
+
+
+def test_a_sabotaged_refit_is_refused_before_publication(tmp_path, tiny_store_db, monkeypatch):
+    """The canary: a refit whose scores are noise (after the gate passed the judged model)
+    is refused before `latest` moves; an honest refit passes and records its overlap."""
+    import flows.nightly
+
+    root = fresh_root(tmp_path, tiny_store_db)
+    first = run_nightly(root)
+    honest = json.loads((first.run_folder / "metrics.json").read_text())["refit_check"]
+    assert honest["passed"] and honest["top_k_overlap"] >= honest["min_overlap"]
+    assert (
+        honest["users_checked"]
+        == json.loads((first.run_folder / "metrics.json").read_text())["data"]["counts"]["users"]
+    )
+    champion = os.readlink(root / "models" / "champion")
+    real_refit = flows.nightly.refit
+
+    def noisy_refit(*args, **kwargs):
+        final = real_refit(*args, **kwargs)
+        shape = load_scorer(final.vectors)
+        rng = np.random.default_rng(0)
+        noise = FactorModel(
+            rng.normal(size=(shape.n_users, 8)).astype(np.float32),
+            rng.normal(size=(shape.n_items, 8)).astype(np.float32),
+        )
+        path = noise.save(Path(final.vectors).parent / "noise.npz")
+        return final.model_copy(update={"vectors": path})
+
+    monkeypatch.setattr(flows.nightly, "refit", noisy_refit)
+    with pytest.raises(PublicationRefusedError, match="failed its check before publication"):
+        run_nightly(root, top_n=5)  # another version: it would be published
+    assert current_latest(root / "published") == first.published_version
+    assert os.readlink(root / "models" / "champion") == champion
+    refused_run = sorted((root / "runs").iterdir(), key=os.path.getmtime)[-1]
+    check = json.loads((refused_run / "metrics.json").read_text())["refit_check"]
+    assert check["passed"] is False and check["top_k_overlap"] < check["min_overlap"]
+    assert "REFUSED" in (refused_run / "reports" / "evaluation_report.html").read_text()
