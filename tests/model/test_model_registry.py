@@ -171,7 +171,7 @@ def toy_reasons(data: TrainingData) -> ReasonContext:
         {"product_id": data.product_ids, "category": data.categories.astype(str)}
     )
     return ReasonContext.build(
-        users, products, purchases, None, "category", "skin_type", ["region"], [], {}
+        users, products, purchases, None, "category", "skin_type", ["region"], {}, {}
     )
 
 
