@@ -19,20 +19,17 @@ metrics.json records the check either way (`refit_check`).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from tasks.dataset import DatasetSpec
+from tasks.evaluation.evaluate import score_health
 from tasks.evaluation.gate import GateParams
 from tasks.features.interactions import bought_matrix
 from tasks.publishing.scoring import top_n
 from tasks.run_context import Snapshot, TrainedModel
-from tasks.training.models import Scorer, load_scorer
-
-HEALTH_CHUNK = 2048  # users whose full score rows are checked at once
+from tasks.training.models import load_scorer
 
 
 class RefitCheck(BaseModel):
@@ -58,20 +55,6 @@ def top_k_overlap(judged: np.ndarray, refit: np.ndarray) -> np.ndarray:
     same = (judged[:, :, None] == refit[:, None, :]) & valid[:, :, None]
     kept = same.any(axis=2).sum(axis=1)
     return np.where(valid.any(axis=1), kept / np.maximum(valid.sum(axis=1), 1), 1.0)
-
-
-def score_health(scorer: Scorer, chunk: int = HEALTH_CHUNK) -> tuple[float, float]:
-    """(share of NaN scores, share of users with one score for every product) over every
-    user, a chunk of users at a time (memory: chunk × products)."""
-    nan = constant = 0
-    for begin in range(0, scorer.n_users, chunk):
-        scores = scorer.scores(np.arange(begin, min(begin + chunk, scorer.n_users)))
-        nan += int(np.isnan(scores).sum())
-        with warnings.catch_warnings():  # a row of NaN only: counted above, not constant
-            warnings.simplefilter("ignore", RuntimeWarning)
-            constant += int((np.nanmax(scores, axis=1) == np.nanmin(scores, axis=1)).sum())
-    users = max(scorer.n_users, 1)
-    return nan / (users * max(scorer.n_items, 1)), constant / users
 
 
 def judge_refit(
@@ -128,7 +111,8 @@ def check_refit(
     before, _ = top_n(judged_scorer, rows, k, exclude=exclude)
     after, _ = top_n(refit_scorer, rows, k, exclude=exclude)
     overlap = top_k_overlap(before, after)
-    nan_share, constant_share = score_health(refit_scorer)
+    health = score_health(refit_scorer)  # every user
+    nan_share, constant_share = health["nan_score_share"], health["constant_score_share"]
     check = judge_refit(
         nan_share,
         constant_share,

@@ -7,6 +7,7 @@ operation per chunk of users, never a loop over users."""
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from tasks.training.train import BLEND, category_codes
 DEFAULT_KS: tuple[int, ...] = KS
 NEW_PRODUCT_MAX_BUYS = 5  # a test product bought at most this often in training is "new"
 COLD_MAX_TRANSACTIONS = 1  # a test user with at most this many prior transactions is "cold"
+HEALTH_CHUNK = 2048  # users whose full score rows are checked at once
 HEALTH_SAMPLE = 1024  # users whose raw scores are checked for NaN and constant lists
 RULE_COST_USERS = 10_000  # test users (a seeded sample) the publishing rules' cost is measured on
 
@@ -101,15 +103,22 @@ def list_quality(
     return quality
 
 
-def score_health(scorer: Scorer, rows: np.ndarray) -> dict[str, float]:
-    """Share of NaN scores, and share of users whose every product gets the same score."""
-    if len(rows) == 0:
-        return {"nan_score_share": 0.0, "constant_score_share": 0.0}
-    scores = scorer.scores(rows)
-    constant = np.nanmax(scores, axis=1) == np.nanmin(scores, axis=1)
+def score_health(
+    scorer: Scorer, rows: np.ndarray | None = None, chunk: int = HEALTH_CHUNK
+) -> dict[str, float]:
+    """Share of NaN scores, and share of users whose every product gets the same score, over
+    `rows` (default: every user), a chunk of users at a time (memory: chunk × products)."""
+    rows = np.arange(scorer.n_users) if rows is None else np.asarray(rows)
+    nan = constant = 0
+    for begin in range(0, len(rows), chunk):
+        scores = scorer.scores(rows[begin : begin + chunk])
+        nan += int(np.isnan(scores).sum())
+        with warnings.catch_warnings():  # a row of NaN only: counted above, not constant
+            warnings.simplefilter("ignore", RuntimeWarning)
+            constant += int((np.nanmax(scores, axis=1) == np.nanmin(scores, axis=1)).sum())
     return {
-        "nan_score_share": float(np.isnan(scores).mean()),
-        "constant_score_share": float(constant.mean()),
+        "nan_score_share": nan / max(len(rows) * scorer.n_items, 1),
+        "constant_score_share": constant / max(len(rows), 1),
     }
 
 

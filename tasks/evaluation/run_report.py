@@ -8,8 +8,9 @@ version carries the same document): MetricsDocument keeps every key, and its JSO
 from __future__ import annotations
 
 from prefect import task
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from tasks.config_schema import StrictModel
 from tasks.evaluation.canary import RefitCheck
 from tasks.evaluation.gate import GateDecision
 from tasks.evaluation.metrics import CandidateMetrics
@@ -23,7 +24,9 @@ REFIT_NOTE = (
 )
 
 
-class Strict(BaseModel):
+class Strict(StrictModel):
+    """A record of the metrics document: unknown keys refused, aliased keys by name too."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 

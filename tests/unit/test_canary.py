@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.evaluation.canary import judge_refit, score_health, top_k_overlap
+from tasks.evaluation.canary import judge_refit, top_k_overlap
+from tasks.evaluation.evaluate import score_health
 from tasks.training.models import FactorModel
 
 
@@ -19,7 +20,8 @@ def test_overlap_counts_the_judged_products_the_refit_keeps():
 def test_health_finds_nan_and_constant_users():
     users = np.array([[1.0, 0.0], [0.0, 0.0], [np.nan, 1.0]], dtype=np.float32)
     items = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]], dtype=np.float32)
-    nan_share, constant_share = score_health(FactorModel(users, items), chunk=2)
+    health = score_health(FactorModel(users, items), chunk=2)
+    nan_share, constant_share = health["nan_score_share"], health["constant_score_share"]
     assert nan_share == pytest.approx(3 / 9)  # the third user's three scores
     assert constant_share == pytest.approx(1 / 3)  # the second user: all zero
 
