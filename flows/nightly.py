@@ -82,15 +82,31 @@ def _nightly(params: NightlyParams) -> RunSummary:
     )
 
     # Evaluation and the gate: every candidate on the same test users, then the decision.
-    metrics = evaluate_candidates(
-        candidates, split, snapshot, dataset, run, max_users=params.max_test_users, seed=params.seed
+    evaluated = evaluate_candidates(
+        candidates,
+        split,
+        snapshot,
+        dataset,
+        run,
+        max_users=params.max_test_users,
+        seed=params.seed,
+        champion=champion,
     )
-    decision = gate(
-        metrics, BLEND, POPULARITY, params.gate, run.per_user_ndcg, champion and champion.version
-    )
+    metrics = evaluated.metrics
+    decision = gate(metrics, BLEND, POPULARITY, params.gate, run, evaluated.stored_champion)
     continued = params.continued_epochs(tuning.config.lightfm.epochs)
     document = write_run_metrics(
-        metrics_document(metrics, decision, split, snapshot, run, tuning, params.reason, continued),
+        metrics_document(
+            metrics,
+            decision,
+            split,
+            snapshot,
+            run,
+            tuning,
+            params.reason,
+            continued,
+            evaluated.stored_champion,
+        ),
         run,
     )
     summary = summary.judged(metrics, tuning, decision, data_report.path)

@@ -44,6 +44,10 @@ class DataRoot(BaseModel):
     def models(self) -> Path:
         return self.root / "models"
 
+    def model_artifact(self, version: str) -> Path:
+        """The registry's copy of a version's model (`models/<version>/model`)."""
+        return self.models / version / "model"
+
     @property
     def runs(self) -> Path:
         return self.root / "runs"
@@ -94,6 +98,12 @@ class RunFolder(BaseModel):
     def per_user_ndcg(self) -> Path:
         """`evaluation/per_user_ndcg.parquet`: every candidate's NDCG@10 per test user."""
         return self.sub("evaluation", "per_user_ndcg.parquet")
+
+    @property
+    def stored_champion_ndcg(self) -> Path:
+        """`evaluation/stored_champion_ndcg.parquet`: the challenger's and the champion's
+        stored model's NDCG@10 per test user who bought after the champion's data."""
+        return self.sub("evaluation", "stored_champion_ndcg.parquet")
 
     def quarantine(self, table: str) -> Path:
         """`quarantine/<table>.parquet`: the rows of `table` set aside, with their reasons."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import copy
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from prefect import task
 from prefect.artifacts import create_table_artifact
+from pydantic import BaseModel
 
 from tasks.dataset import DatasetSpec
 from tasks.evaluation.metrics import (
@@ -25,18 +27,21 @@ from tasks.evaluation.metrics import (
     CandidateMetrics,
     bootstrap_means,
 )
-from tasks.features.interactions import bought_matrix, index_of
-from tasks.publishing.rules import ListRules
+from tasks.evaluation.stored_champion import StoredChampion, stored_champion_gains
+from tasks.features.interactions import bought_matrix, index_of, instants
+from tasks.publishing.rules import ListRules, ranked_under_rules
 from tasks.publishing.scoring import top_n
 from tasks.run_context import RunFolder, Snapshot, Split, TrainedModel
 from tasks.training.models import Scorer, load_scorer
 from tasks.training.train import BLEND, category_codes
 
+if TYPE_CHECKING:  # (the registry imports the metrics document, which imports the canary)
+    from tasks.training.registry import RegistryEntry
+
 DEFAULT_KS: tuple[int, ...] = KS
 NEW_PRODUCT_MAX_BUYS = 5  # a test product bought at most this often in training is "new"
 COLD_MAX_TRANSACTIONS = 1  # a test user with at most this many prior transactions is "cold"
 HEALTH_CHUNK = 2048  # users whose full score rows are checked at once
-HEALTH_SAMPLE = 1024  # users whose raw scores are checked for NaN and constant lists
 RULE_COST_USERS = 10_000  # test users (a seeded sample) the publishing rules' cost is measured on
 
 
@@ -145,6 +150,11 @@ class Evaluation:
         self.rows = index_of(held_out["user_id"], user_ids)
         self.truth = index_of(held_out["product_id"], product_ids)
         self.user_ids = held_out["user_id"].to_numpy()
+        self.bought_at = (  # when each held-out purchase happened (UTC, naive), NaT if unknown
+            instants(held_out["occurred_at"])
+            if "occurred_at" in held_out
+            else np.full(len(held_out), np.datetime64("NaT"), "datetime64[ns]")
+        )
         self.exclude = bought_matrix(train, user_ids, product_ids, transaction_types)
         prior = np.asarray(self.exclude.sum(axis=1)).ravel()[self.rows]
         buys = np.asarray(self.exclude.sum(axis=0)).ravel()
@@ -161,12 +171,17 @@ class Evaluation:
         """The same evaluation on at most `max_users` users drawn at random (seeded)."""
         if len(self.rows) <= max_users:
             return self
-        keep = np.sort(np.random.default_rng(seed).choice(len(self.rows), max_users, False))
-        sampled = copy.copy(self)
-        sampled.rows, sampled.truth = self.rows[keep], self.truth[keep]
-        sampled.user_ids = self.user_ids[keep]
-        sampled.segments = {name: members[keep] for name, members in self.segments.items()}
-        return sampled
+        return self.only(
+            np.sort(np.random.default_rng(seed).choice(len(self.rows), max_users, False))
+        )
+
+    def only(self, keep: np.ndarray) -> Evaluation:
+        """The same evaluation on the test users `keep` selects (a mask or positions)."""
+        kept = copy.copy(self)
+        kept.rows, kept.truth = self.rows[keep], self.truth[keep]
+        kept.user_ids, kept.bought_at = self.user_ids[keep], self.bought_at[keep]
+        kept.segments = {name: members[keep] for name, members in self.segments.items()}
+        return kept
 
     def gains(self, scorer: Scorer, k: int = 10) -> np.ndarray:
         """Per-user NDCG@k, in the order of self.rows (what tuning compares, user by user)."""
@@ -190,7 +205,7 @@ class Evaluation:
         low, high = bootstrap_interval(gains)
         metrics |= {f"{PRIMARY}_ci95_low": low, f"{PRIMARY}_ci95_high": high}
         metrics |= list_quality(ranked, 10, self.popularity, self.categories)
-        metrics |= score_health(scorer, self.rows[:HEALTH_SAMPLE])
+        metrics |= score_health(scorer, self.rows)  # every test user, not a sample
         metrics["n_test_users"] = int(len(self.rows))
         for segment, members in self.segments.items():
             metrics[f"{PRIMARY}[{segment}]"] = (
@@ -207,11 +222,9 @@ def rule_costs(
     with all of them (rules: name → compiled rules), on the evaluation's users."""
     costs = {NO_RULES: evaluation.ndcg(scorer, k)}
     for name, compiled in rules.items():
-        pool = compiled.pool_size(k, scorer.n_items)
-        items, scores = top_n(
-            scorer, evaluation.rows, pool, exclude=evaluation.exclude, adjust=compiled.adjust
+        ranked, _ = ranked_under_rules(
+            scorer, evaluation.rows, k, compiled, exclude=evaluation.exclude
         )
-        ranked, _ = compiled.reshape(items, scores, k)
         gains = ndcg_gains(hit_positions(ranked, evaluation.truth), k)
         costs[name] = float(gains.mean()) if len(gains) else 0.0
     return costs
@@ -249,6 +262,33 @@ def evaluation_for(
     )
 
 
+class Evaluated(BaseModel):
+    """Every candidate's metrics, and the comparison with the champion's stored model."""
+
+    metrics: dict[str, CandidateMetrics]
+    stored_champion: StoredChampion | None = None
+
+
+def compare_stored_champion(
+    champion: RegistryEntry,
+    challenger: TrainedModel,
+    evaluation: Evaluation,
+    snapshot: Snapshot,
+    run: RunFolder,
+) -> StoredChampion:
+    """The challenger against the champion's stored model on the test users who bought
+    after its data (tasks/evaluation/stored_champion.py); their per-user NDCG@10 go to
+    `evaluation/stored_champion_ndcg.parquet`."""
+    users = snapshot.read("users", columns=["user_id"])["user_id"]
+    products = snapshot.read("products", columns=["product_id"])["product_id"]
+    record, gains = stored_champion_gains(
+        run.data_root, champion, evaluation, load_scorer(challenger.vectors), users, products
+    )
+    if gains is not None:
+        gains.to_parquet(run.stored_champion_ndcg, index=False)
+    return record
+
+
 @task(name="evaluate")
 def evaluate_candidates(
     models: dict[str, TrainedModel],
@@ -259,13 +299,18 @@ def evaluate_candidates(
     ks: tuple[int, ...] = DEFAULT_KS,
     max_users: int | None = None,
     seed: int = 0,
-) -> dict[str, CandidateMetrics]:
+    champion: RegistryEntry | None = None,
+) -> Evaluated:
     """Every candidate's metrics on the same test users (a seeded sample of `max_users` when
     there are more); writes per-user NDCG@10 to `evaluation/per_user_ndcg.parquet` (for
-    paired comparisons) and a table artifact."""
+    paired comparisons) and a table artifact. With a champion, the blend is also compared
+    with the champion's stored model (`compare_stored_champion`)."""
     evaluation = evaluation_for(split.train_events, split.test, snapshot, dataset)
     if max_users is not None:
         evaluation = evaluation.sample(max_users, seed)
+    stored = None
+    if champion is not None and BLEND in models:
+        stored = compare_stored_champion(champion, models[BLEND], evaluation, snapshot, run)
     results: dict[str, CandidateMetrics] = {}
     per_user = {"user_id": evaluation.user_ids}
     for name, trained in models.items():
@@ -305,4 +350,4 @@ def evaluate_candidates(
             "are in metrics.json"
         ),
     )
-    return results
+    return Evaluated(metrics=results, stored_champion=stored)

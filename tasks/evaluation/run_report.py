@@ -7,6 +7,8 @@ version carries the same document): MetricsDocument keeps every key, and its JSO
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import task
 from pydantic import ConfigDict, Field
 
@@ -14,6 +16,7 @@ from tasks.config_schema import StrictModel
 from tasks.evaluation.canary import RefitCheck
 from tasks.evaluation.gate import GateDecision
 from tasks.evaluation.metrics import CandidateMetrics
+from tasks.evaluation.stored_champion import StoredChampion
 from tasks.run_context import RunFolder, Snapshot, Split
 from tasks.training.tune import TuningResult
 
@@ -40,6 +43,13 @@ class GateRecord(Strict):
     metric: str
     checks: dict[str, bool]
     champion: str | None = None  # the champion version compared with, if any
+    not_judged: dict[str, str] = Field(
+        {}, description="checks that could not be judged (check -> why), never skipped silently"
+    )
+    relaxed: list[str] = Field(
+        [], description="gate settings weaker than the defaults (empty: the default gate)"
+    )
+    relaxed_on_purpose: str | None = Field(None, description="why the gate was relaxed")
 
     @classmethod
     def of(cls, decision: GateDecision) -> GateRecord:
@@ -93,6 +103,7 @@ class SplitRecord(Strict):
 class DataRecord(Strict):
     counts: dict[str, int]
     fingerprint: str
+    data_until: datetime | None = Field(None, description="the newest event of the snapshot")
 
 
 class MetricsDocument(Strict):
@@ -115,12 +126,17 @@ class MetricsDocument(Strict):
     refit_check: RefitCheck | None = Field(
         None, description="the published (refit) model's check before publication (canary)"
     )
+    stored_champion: StoredChampion | None = Field(
+        None, description="the challenger against the champion's stored model (gate (b))"
+    )
 
     def to_json(self) -> str:
         """The file's text: keys by their on-disk names; `already_published` only on a
         rerun that found its version."""
         unset = {
-            name for name in ("already_published", "refit_check") if getattr(self, name) is None
+            name
+            for name in ("already_published", "refit_check", "stored_champion")
+            if getattr(self, name) is None
         }
         return self.model_dump_json(by_alias=True, indent=2, exclude=unset)
 
@@ -134,6 +150,7 @@ def metrics_document(
     tuning: TuningResult | None = None,
     trigger: str | None = None,
     continued_epochs: int | None = None,
+    stored_champion: StoredChampion | None = None,
 ) -> MetricsDocument:
     """trigger: why the run was started (None for scheduled and hand-started runs);
     continued_epochs: the refit's LightFM epochs from the evaluated model (None: from
@@ -145,9 +162,14 @@ def metrics_document(
         published_model=PublishedModelRecord(lightfm_continued_epochs=continued_epochs),
         tuning=TuningRecord.of(tuning) if tuning else None,
         split=SplitRecord.of(split),
-        data=DataRecord(counts=snapshot.counts, fingerprint=snapshot.fingerprint),
+        data=DataRecord(
+            counts=snapshot.counts,
+            fingerprint=snapshot.fingerprint,
+            data_until=snapshot.high_water_mark,
+        ),
         run_id=run.run_id,
         trigger=trigger,
+        stored_champion=stored_champion,
     )
 
 

@@ -22,6 +22,40 @@ class ExperimentRecord(BaseModel):
     control_share: float
 
 
+class RuleCompliance(BaseModel):
+    """How many published lists meet one list rule, checked on the lists themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+    met: int = Field(description="lists that meet the rule (min_categories: in the shown slots)")
+    unmet: int = Field(description="lists that do not")
+    share_met: float
+    why_unmet: str = Field(description="why a list cannot meet it")
+
+
+WHY_UNMET = {
+    "min_categories": "the user's eligible products (not bought, in stock, not "
+    "contraindicated, within the brand cap) span fewer categories",
+    "max_per_brand": "never: the cap is applied to every list",
+    "contraindications": "never: flagged products are blocked before ranking",
+}
+
+
+def rule_compliance(counts: dict[str, int]) -> dict[str, RuleCompliance]:
+    """Summed `<rule>_met` / `<rule>_unmet` counts → one record per rule."""
+    rules = [key.removesuffix("_met") for key in counts if key.endswith("_met")]
+    return {
+        rule: RuleCompliance(
+            met=counts[f"{rule}_met"],
+            unmet=counts[f"{rule}_unmet"],
+            share_met=round(
+                counts[f"{rule}_met"] / max(counts[f"{rule}_met"] + counts[f"{rule}_unmet"], 1), 6
+            ),
+            why_unmet=WHY_UNMET.get(rule, ""),
+        )
+        for rule in rules
+    }
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -35,6 +69,10 @@ class Manifest(BaseModel):
     sources: dict[str, str] = Field(description="where each table came from (passwords masked)")
     top_n: int
     rules: dict = Field(description="the publishing rules of dataset.toml, as applied")
+    rule_compliance: dict[str, RuleCompliance] = Field(
+        default_factory=dict,
+        description="per list rule of dataset.toml, the published lists that meet it",
+    )
     user_count: int
     users_with_list: int
     products_shown: int

@@ -34,7 +34,7 @@ from tasks.atomic import fsync, switch_symlink
 from tasks.dataset import DatasetSpec
 from tasks.errors import DamagedPublicationError, PublicationError, PublicationRefusedError
 from tasks.evaluation.run_report import MetricsDocument
-from tasks.publishing.manifest import Manifest
+from tasks.publishing.manifest import Manifest, rule_compliance
 from tasks.publishing.publication_checks import PublicationFigures, refusals
 from tasks.publishing.recommend import (
     RECOMMENDATIONS_SCHEMA,
@@ -390,6 +390,11 @@ def announce(
             f"- versions pruned: {len(manifest['pruned'])} (keeping {keep_versions})\n\n"
             f"| tier | users | share of users | catalogue coverage |\n"
             f"|---|---:|---:|---:|\n{coverage}\n"
+            + "".join(
+                f"\n- rule {rule}: {held['met']:,} lists meet it, {held['unmet']:,} cannot"
+                + (f" ({held['why_unmet']})" if held["unmet"] else "")
+                for rule, held in manifest.get("rule_compliance", {}).items()
+            )
         ),
     )
 
@@ -415,6 +420,13 @@ def finish_version(
     refuse_if_implausible(published_root, figures, params.min_share_of_latest, version)
     tier_users = {t: sum(c[f"users_{t}"] for c in counts) for t in TIERS}
     variant_users = {v: sum(c[f"users_{v}"] for c in counts) for v in VARIANTS}
+    rule_counts: dict[str, int] = {}
+    for part in counts:
+        for key, value in part.items():
+            if key.startswith("rule_"):
+                rule_counts[key.removeprefix("rule_")] = (
+                    rule_counts.get(key.removeprefix("rule_"), 0) + value
+                )
     n_products = snapshot.counts["products"]
     tier_coverage = {
         t: round(len(set().union(*(c[f"products_{t}"] for c in counts))) / n_products, 4)
@@ -439,6 +451,9 @@ def finish_version(
             "products_shown": figures.products_shown,
             "top_n": top_n_size,
             "rules": dataset.publishing.model_dump(mode="json"),
+            "rule_compliance": {
+                rule: record.model_dump() for rule, record in rule_compliance(rule_counts).items()
+            },
             "data_fingerprint": snapshot.fingerprint,
             "data_counts": snapshot.counts,
             "sources": snapshot.sources,

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from tasks.dataset import DatasetSpec
 from tasks.publishing.reasons import FROM_HISTORY, ReasonContext, explain
-from tasks.publishing.rules import ListRules, blocked_products, exclusion_matrix
+from tasks.publishing.rules import ListRules, blocked_products, exclusion_matrix, widened
 from tasks.publishing.scoring import DEFAULT_CHUNK, SCORING_THREADS, iter_top_n
 from tasks.publishing.tiers import TIERS, assign_tiers
 from tasks.run_context import Snapshot
@@ -186,9 +186,20 @@ def recommend_rows(
             adjust,
             workers,
         ):
-            if rules:
-                chunk_items, chunk_scores = rules.reshape(chunk_items, chunk_scores, n)
             target = where[begin : begin + len(chunk_items)]
+            if rules:
+                wide = rules.needs_wider_pool(chunk_items, n) if pool < model.n_items else None
+                chunk_items, chunk_scores = rules.reshape(chunk_items, chunk_scores, n)
+                if wide is not None and wide.any():  # too few categories in the pool
+                    chunk_items[wide], chunk_scores[wide] = widened(
+                        model,
+                        rows[target[wide]],
+                        n,
+                        rules,
+                        audience.exclude,
+                        audience.allowed,
+                        chunk_size,
+                    )
             items[target] = chunk_items
             scores[target] = chunk_scores
     return items, scores
@@ -329,6 +340,9 @@ def write_partition(
             for code, name in enumerate(TIERS):
                 counts[f"users_{name}"] += int((tiers == code).sum())
             counts["users_control"] += int(control.sum())
+            if audience.rules is not None:
+                for key, value in audience.rules.compliance(rows, items).items():
+                    counts[f"rule_{key}"] = counts.get(f"rule_{key}", 0) + value
             counts["users_model"] += int((~control).sum())
             shown[np.repeat(tiers, items.shape[1])[listed.ravel()], items[listed]] = True
         if pending is not None:

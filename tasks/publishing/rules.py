@@ -12,10 +12,17 @@ Inside the selection (the chunk's scores are edited before the exact top-N):
 - contraindications: products with a flagged value never go to users with a flagged value
   (e.g. no retinol for users who flag sensitive skin).
 
-On the list (the top `pool × n` are re-ranked, keeping the model's order):
-- at most `max_per_brand` products of one brand;
-- at least `min_categories` categories (each category's best product is kept, the rest of
-  the list is filled by score), as far as the pool holds that many.
+On the list (the top `pool × n` are re-ranked, keeping the model's order within each part):
+- at most `max_per_brand` products of one brand, in the whole list (so in every prefix);
+- at least `min_categories` categories in the first `shown` slots, the ones a page shows
+  (default 10): each of the best categories' best product is moved into them, the rest of
+  them filled by score, the rest of the list after them by score. A user whose pool holds
+  too few categories is ranked again over every eligible product (`ranked_under_rules`),
+  so a list falls short only when the user's eligible products span fewer categories.
+
+Why in the shown slots: a rule met over 20 products but not in the 10 a customer sees is
+not met for that customer (ten moisturisers in a row). `compliance` counts, per rule, the
+lists that meet it and those that cannot; the publication's manifest records them.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ from pydantic import Field, model_validator
 
 from tasks.config_schema import StrictModel
 from tasks.features.interactions import index_of, instants
+from tasks.publishing.scoring import DEFAULT_CHUNK, top_n
+from tasks.training.models import Scorer
+
+WIDE_SCORES = 1 << 23  # users ranked over every product: at most this many (item, score) pairs
 
 
 class Contraindication(StrictModel):
@@ -71,6 +82,13 @@ class PublishingSpec(StrictModel):
     )
     contraindications: list[Contraindication] = Field(default_factory=list)
     pool: int = Field(5, ge=1, le=50, description="list rules re-rank the top pool × n")
+    shown: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="the slots a page shows: min_categories holds in the first `shown` of "
+        "every list (and so in the whole list)",
+    )
     phrases: dict[str, str] = Field(
         default_factory=dict,
         description="user column -> how a reason names its value, e.g. skin_type = "
@@ -246,39 +264,154 @@ class ListRules:
             if hit.size:
                 scores[np.ix_(hit, flagged_items)] = -np.inf
 
-    def reshape(self, items: np.ndarray, scores: np.ndarray, n: int):
-        """Brand cap and category minimum on ranked pools (rows × pool, best first) →
-        (rows × n) lists, still in the model's order."""
-        if not self.reshapes_lists:
-            return items[:, :n], scores[:, :n]
-        n_rows, width = items.shape
-        row = np.repeat(np.arange(n_rows), width)
-        flat = items.ravel()
+    def category_target(self, n: int) -> int:
+        """Categories the first shown slots must hold (0: no category rule)."""
+        if self.categories is None:
+            return 0
+        return min(self.spec.min_categories or 0, self.spec.shown, n)
+
+    def categories_in(self, items: np.ndarray, width: int | None = None) -> np.ndarray:
+        """Per row, the distinct categories among its first `width` products (-1: none)."""
+        top = items[:, :width] if width is not None else items
+        if self.categories is None or top.shape[1] == 0:
+            return np.zeros(len(items), dtype=np.int64)
+        cats = np.sort(np.where(top >= 0, self.categories[np.maximum(top, 0)], -1), axis=1)
+        starts = np.ones(cats.shape, dtype=bool)
+        starts[:, 1:] = cats[:, 1:] != cats[:, :-1]
+        return (starts & (cats >= 0)).sum(axis=1)
+
+    def _brand_capped(self, flat: np.ndarray, row: np.ndarray) -> np.ndarray:
         keep = flat >= 0
         if self.brands is not None:
             brand = np.where(keep, self.brands[np.maximum(flat, 0)], -1)
             seen = pd.DataFrame({"row": row, "brand": brand}).groupby(["row", "brand"]).cumcount()
             keep &= seen.to_numpy() < self.spec.max_per_brand
-        chosen = keep.copy()
+        return keep
+
+    def reshape(self, items: np.ndarray, scores: np.ndarray, n: int):
+        """Brand cap and category minimum on ranked pools (rows × pool, best first) →
+        (rows × n) lists: the first `shown` slots hold the best product of each of the
+        best `min_categories` categories and the best of the rest, in the model's order;
+        the slots after them the remaining products, in the model's order."""
+        if not self.reshapes_lists:
+            return items[:, :n], scores[:, :n]
+        n_rows, width = items.shape
+        row = np.repeat(np.arange(n_rows), width)
+        flat = items.ravel()
+        keep = self._brand_capped(flat, row)
+        front_size = min(self.spec.shown, n)
+        front = np.zeros(len(flat), dtype=bool)
         if self.categories is not None:
             kept = np.flatnonzero(keep)
-            category = self.categories[flat[kept]]
-            frame = pd.DataFrame({"row": row[kept], "category": category})
+            frame = pd.DataFrame({"row": row[kept], "category": self.categories[flat[kept]]})
             first = frame.groupby(["row", "category"]).cumcount().to_numpy() == 0
             order = pd.Series(first.astype(int)).groupby(frame["row"].to_numpy()).cumsum()
-            required = np.zeros(len(flat), dtype=bool)
-            required[kept] = first & (order.to_numpy() <= min(self.spec.min_categories, n))
-            n_required = np.bincount(row[required], minlength=n_rows)
-            others = keep & ~required
-            rank_other = pd.Series(others.astype(int)).groupby(row).cumsum().to_numpy()
-            chosen = required | (others & (rank_other <= (n - n_required)[row]))
-        else:
-            rank = pd.Series(chosen.astype(int)).groupby(row).cumsum().to_numpy()
-            chosen &= rank <= n
-        slot = pd.Series(chosen.astype(int)).groupby(row).cumsum().to_numpy() - 1
+            front[kept] = first & (order.to_numpy() <= self.category_target(n))
+        n_required = np.bincount(row[front], minlength=n_rows)
+        others = keep & ~front
+        rank_other = pd.Series(others.astype(int)).groupby(row).cumsum().to_numpy()
+        front |= others & (rank_other <= (front_size - n_required)[row])
+        chosen = keep
+        # front first, then the rest, each in the pool's (the model's) order
+        order = np.lexsort((np.arange(len(flat)), ~front, row))
+        order = order[chosen[order]]
+        slot = pd.Series(np.ones(len(order), int)).groupby(row[order]).cumsum().to_numpy() - 1
+        pick = slot < n
         out_items = np.full((n_rows, n), -1, dtype=np.int64)
         out_scores = np.full((n_rows, n), -np.inf, dtype=np.float32)
-        pick = chosen & (slot < n)
-        out_items[row[pick], slot[pick]] = flat[pick]
-        out_scores[row[pick], slot[pick]] = scores.ravel()[pick]
+        out_items[row[order][pick], slot[pick]] = flat[order][pick]
+        out_scores[row[order][pick], slot[pick]] = scores.ravel()[order][pick]
         return out_items, out_scores
+
+    def needs_wider_pool(self, pool_items: np.ndarray, n: int) -> np.ndarray:
+        """Rows whose pool (after the brand cap) holds fewer categories than the shown
+        slots need: their lists are ranked again over every eligible product."""
+        target = self.category_target(n)
+        if not target:
+            return np.zeros(len(pool_items), dtype=bool)
+        row = np.repeat(np.arange(len(pool_items)), pool_items.shape[1])
+        keep = self._brand_capped(pool_items.ravel(), row).reshape(pool_items.shape)
+        return self.categories_in(np.where(keep, pool_items, -1)) < target
+
+    def compliance(self, rows: np.ndarray, items: np.ndarray) -> dict[str, int]:
+        """Per configured list rule, the lists (users `rows`, lists `items`) that meet it,
+        checked on the lists themselves: `<rule>_met` and `<rule>_unmet`."""
+        counts: dict[str, int] = {}
+
+        def record(rule: str, met: np.ndarray) -> None:
+            counts[f"{rule}_met"] = int(met.sum())
+            counts[f"{rule}_unmet"] = int((~met).sum())
+
+        if self.categories is not None:
+            wanted = min(self.spec.min_categories or 0, self.spec.shown)
+            record("min_categories", self.categories_in(items, self.spec.shown) >= wanted)
+        if self.brands is not None:
+            brand = np.where(items >= 0, self.brands[np.maximum(items, 0)], -1)
+            ordered = np.sort(brand, axis=1)
+            starts = np.ones(ordered.shape, dtype=bool)
+            starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+            index = np.arange(ordered.shape[1])[None, :]
+            # each product's position within its brand's run of the sorted row
+            run = index - np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+            record("max_per_brand", ((run < self.spec.max_per_brand) | (ordered < 0)).all(axis=1))
+        if self.spec.contraindications:
+            broken = np.zeros(len(rows), dtype=bool)
+            for flagged_users, flagged_items in self.blocks:
+                user_flagged = np.isin(rows, flagged_users)
+                broken |= user_flagged & np.isin(items, flagged_items).any(axis=1)
+            record("contraindications", ~broken)
+        return counts
+
+
+def ranked_under_rules(
+    scorer: Scorer,
+    rows: np.ndarray,
+    n: int,
+    rules: ListRules,
+    exclude: sp.csr_matrix | None = None,
+    allowed: np.ndarray | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(items, scores) of the rules' lists for user `rows`: the top pool × n reshaped, and
+    the users whose pool holds too few categories ranked again over every eligible product
+    (`widened`)."""
+    n = min(n, scorer.n_items)
+    pool = rules.pool_size(n, scorer.n_items)
+    items, scores = top_n(scorer, rows, pool, exclude, allowed, chunk_size, rules.adjust)
+    wide = rules.needs_wider_pool(items, n) if pool < scorer.n_items else np.zeros(0, bool)
+    lists, list_scores = rules.reshape(items, scores, n)
+    if wide.any():
+        lists[wide], list_scores[wide] = widened(
+            scorer, rows[wide], n, rules, exclude, allowed, chunk_size
+        )
+    return lists, list_scores
+
+
+def widened(
+    scorer: Scorer,
+    rows: np.ndarray,
+    n: int,
+    rules: ListRules,
+    exclude: sp.csr_matrix | None,
+    allowed: np.ndarray | None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rules' lists of `rows` from every eligible product (not the top pool × n), in
+    blocks of at most WIDE_SCORES ranked products, so memory stays bounded."""
+    lists = np.full((len(rows), n), -1, dtype=np.int64)
+    list_scores = np.full((len(rows), n), -np.inf, dtype=np.float32)
+    block = max(1, WIDE_SCORES // scorer.n_items)
+    for begin in range(0, len(rows), block):
+        every, every_score = top_n(
+            scorer,
+            rows[begin : begin + block],
+            scorer.n_items,
+            exclude,
+            allowed,
+            chunk_size,
+            rules.adjust,
+            workers=1,
+        )
+        part = slice(begin, begin + block)
+        lists[part], list_scores[part] = rules.reshape(every, every_score, n)
+    return lists, list_scores

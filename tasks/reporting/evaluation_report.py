@@ -168,7 +168,7 @@ def write_evaluation_report(
     candidates = document.candidates
     published = candidates.get(document.published or document.gate.candidate)
     gate = document.gate
-    verdict = "PASSED" if gate.passed else "REFUSED"
+    verdict = ("PASSED" if gate.passed else "REFUSED") + (" (RELAXED gate)" if gate.relaxed else "")
     sections = [
         ("metric_curves", "Metrics at k, per candidate", metric_curves(candidates)),
         ("segments", "NDCG@10 per segment, per candidate", segment_bars(candidates)),

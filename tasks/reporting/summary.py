@@ -33,6 +33,7 @@ class RunSummary(BaseModel):
     reason: str | None = None
     gate_passed: bool
     gate_reasons: list[str]
+    gate_relaxed: list[str] = []  # gate settings weaker than the defaults
     published_version: str | None = None
     published_path: Path | None = None
     users_per_tier: dict[str, int] = {}
@@ -74,7 +75,8 @@ class RunSummary(BaseModel):
             )
         if self.chosen_blend:
             lines.append(f"blend (tuned on the validation transaction): {self.chosen_blend}")
-        lines.append(f"gate: {'PASSED' if self.gate_passed else 'REFUSED'}")
+        relaxed = f" (RELAXED gate: {'; '.join(self.gate_relaxed)})" if self.gate_relaxed else ""
+        lines.append(f"gate: {'PASSED' if self.gate_passed else 'REFUSED'}{relaxed}")
         lines += [f"  - {reason}" for reason in self.gate_reasons]
         if self.already_published:
             lines.append(
@@ -130,6 +132,7 @@ class RunSummary(BaseModel):
                 "chosen_blend": tuning.config.blend,
                 "gate_passed": decision.passed,
                 "gate_reasons": decision.reasons,
+                "gate_relaxed": decision.relaxed,
                 "data_report": data_report,
             }
         )
@@ -157,5 +160,6 @@ class RunSummary(BaseModel):
                 "chosen_blend": document.tuning.chosen.get("blend", {}) if document.tuning else {},
                 "gate_passed": document.gate.passed,
                 "gate_reasons": document.gate.reasons,
+                "gate_relaxed": document.gate.relaxed,
             }
         )

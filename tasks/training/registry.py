@@ -39,6 +39,7 @@ class ModelRecord(BaseModel):
     metrics: CandidateMetrics  # measured on the split, before the refit
     gate: GateRecord
     data_fingerprint: str
+    data_until: datetime | None = None  # the newest event it saw (None: registered before)
 
     @classmethod
     def judged(
@@ -52,6 +53,7 @@ class ModelRecord(BaseModel):
             metrics=document.candidates[candidate],
             gate=document.gate,
             data_fingerprint=document.data.fingerprint,
+            data_until=document.data.data_until,
         )
 
 
@@ -135,7 +137,7 @@ def register_model(
 
 
 def artifact_path(data_root: Path, version: str) -> Path:
-    return registry_root(data_root) / version / "model"
+    return DataRoot.of(data_root).model_artifact(version)
 
 
 @task(name="mark-published")

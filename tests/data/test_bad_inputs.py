@@ -30,12 +30,13 @@ from tests.conftest import REPO, raw_store_tables
 # corpus allows 5% per table (the default, 1%, is tested in test_validation.py).
 FAST = dict(
     model=LightFMParams(no_components=4, epochs=2),
-    gate=GateParams(min_lift=-1.0),
+    gate=GateParams(min_lift=-1.0, relaxed_on_purpose="hostile input is under test"),
     max_quarantine_share=0.05,
 )
 FAST_ARGS = [
     "--model.no_components", "4", "--model.epochs", "2",
     "--gate.min_lift", "-1", "--max_quarantine_share", "0.05",
+    "--gate.relaxed_on_purpose", "hostile input is under test",
 ]  # fmt: skip
 
 

@@ -99,7 +99,9 @@ def test_bookshop_runs_end_to_end_without_code_change(bookshop, tmp_path, monkey
             source=folder.name,
             data_root=tmp_path / "data",
             top_n=5,
-            gate=GateParams(min_lift=-1.0),
+            gate=GateParams(
+                min_lift=-1.0, relaxed_on_purpose="another shop's data is read, not judged"
+            ),
         )
     )
     assert summary.counts == {"users": 400, "products": 150, "events": 9_000}

@@ -111,6 +111,8 @@ def cli_nightly(data_root: Path, *options: str) -> list[str]:
         "5",
         "--gate.min_lift",
         "-1",
+        "--gate.relaxed_on_purpose",
+        "the server's records are under test",
         "--num_threads",
         "1",
         *options,
@@ -260,10 +262,23 @@ def test_served_nightly_runs_a_custom_run_from_the_api(prefect_server, data_root
             timeout=10,
         )
         assert refused.status_code == 409  # the form's bounds hold on the server too
+        # a relaxed gate that does not say why is refused before anything is read
+        unstated = _start(
+            api, deployment["id"], {"data_root": str(data_root), "gate": {"min_lift": -1}}
+        )
+        assert _wait(api, unstated) == "FAILED"
+        message = call("GET", f"{api}/flow_runs/{unstated}").json()["state"]["message"]
+        assert "relaxed_on_purpose" in message, message
+        assert not (data_root / "published").exists()
         run_params = {
             "top_n": 7,
             "data_root": str(data_root),
-            "gate": {"min_lift": -1, "champion_tolerance": 1.0, "segment_tolerance": 1.0},
+            "gate": {
+                "min_lift": -1,
+                "champion_tolerance": 1.0,
+                "segment_tolerance": 1.0,
+                "relaxed_on_purpose": "a deployment run's parameters are under test",
+            },
             "model": {"no_components": 16, "epochs": 5},
             "tuning": {"search": False},
             "num_threads": 1,

@@ -10,8 +10,15 @@ import pyarrow as pa
 import pytest
 
 from tasks.publishing.recommend import Audience, recommend_rows
-from tasks.publishing.rules import Contraindication, ListRules, PublishingSpec, blocked_products
+from tasks.publishing.rules import (
+    Contraindication,
+    ListRules,
+    PublishingSpec,
+    blocked_products,
+    ranked_under_rules,
+)
 from tasks.publishing.rules import exclusion_matrix as exclusions
+from tasks.publishing.scoring import top_n
 from tasks.publishing.tiers import assign_tiers
 from tasks.training.models import FactorModel
 
@@ -190,3 +197,52 @@ def test_each_tier_is_served_by_its_own_model():
         audience(users, products, tiers=tiers),
     )
     assert items.tolist() == [[0, 1, 2], [11, 10, 9], [0, 1, 2]]
+
+
+def test_the_category_minimum_holds_in_the_shown_slots():
+    """Serums rank first for everyone (products 0-7); with 3 slots shown, the best toner (8)
+    and the best mask (10) are moved into them, the rest follows in the model's order."""
+    items = lists(PublishingSpec(min_categories=3, shown=3), n=6)
+    assert items[0].tolist() == [0, 8, 10, 1, 2, 3]
+    # over the whole list only (shown = n), the order of the model within the list
+    assert lists(PublishingSpec(min_categories=3, shown=6), n=6)[0].tolist() == [0, 1, 2, 3, 8, 10]
+
+
+def test_a_pool_short_of_categories_is_widened_to_every_eligible_product():
+    """pool 1 × n 3: the pool holds serums only (0, 1, 2); the user is ranked again over
+    every product, so the list still holds three categories."""
+    spec = PublishingSpec(min_categories=3, pool=1)
+    assert lists(spec, n=3)[0].tolist() == [0, 8, 10]
+    users, products = users_table(), products_table()
+    rules = audience(users, products, spec).rules
+    rows = np.arange(len(users))
+    pool_only, _ = rules.reshape(*top_n(ranked_model(3), rows, 3), 3)
+    assert pool_only[0].tolist() == [0, 1, 2]  # what the pool alone would publish
+    assert rules.needs_wider_pool(top_n(ranked_model(3), rows, 3)[0], 3).all()
+    widened_lists, _ = ranked_under_rules(ranked_model(3), rows, 3, rules)  # evaluation's path
+    assert (widened_lists == lists(spec, n=3)).all()
+
+
+def test_compliance_counts_lists_that_meet_each_rule_and_those_that_cannot():
+    users, products = users_table(), products_table()
+    contra = Contraindication(
+        user_column="skin_type", user_values=["sensitive"],
+        product_column="ingredients", product_values=["retinol"],
+    )  # fmt: skip
+    spec = PublishingSpec(min_categories=3, max_per_brand=2, contraindications=[contra])
+    rules = audience(users, products, spec).rules
+    rows = np.arange(3)
+    good = lists(spec, n=5)
+    assert rules.compliance(rows, good) == {
+        "min_categories_met": 3, "min_categories_unmet": 0,
+        "max_per_brand_met": 3, "max_per_brand_unmet": 0,
+        "contraindications_met": 3, "contraindications_unmet": 0,
+    }  # fmt: skip
+    # serums only (no toner or mask eligible): the minimum cannot be met, and is counted
+    only_serums = np.arange(N_ITEMS) < 8
+    short = lists(spec, n=5, allowed=only_serums)
+    assert rules.compliance(rows, short)["min_categories_unmet"] == 3
+    # a list that breaks the cap or gives retinol (product 0) to the sensitive user U0
+    broken = np.array([[0, 1, 2, 8, 10], [1, 3, 8, 9, 10], [1, 3, 8, 9, -1]])
+    counts = rules.compliance(rows, broken)
+    assert counts["max_per_brand_unmet"] == 1 and counts["contraindications_unmet"] == 1
