@@ -7,6 +7,8 @@ python -m flows.nightly --help
 
 from __future__ import annotations
 
+import json
+
 from prefect import flow, get_run_logger, runtime
 
 from flows.cli import parse_params, run_cli
@@ -50,6 +52,7 @@ def _nightly(params: NightlyParams) -> RunSummary:
     source = params.resolved_source()
     dataset = DatasetSpec.from_toml(params.resolved_dataset_config(source))  # before any I/O
     run = RunFolder.new(params.data_root, runtime.flow_run.id)
+    record_inputs(run, params, source)
     if params.reason:
         get_run_logger().info("started because: %s", params.reason)
 
@@ -106,10 +109,11 @@ def _nightly(params: NightlyParams) -> RunSummary:
             params.reason,
             continued,
             evaluated.stored_champion,
+            not params.hogwild,
         ),
         run,
     )
-    summary = summary.judged(metrics, tuning, decision, data_report.path)
+    summary = summary.judged(metrics, tuning, decision, data_report.path, not params.hogwild)
     record = ModelRecord.judged(version, document, BLEND, tuning.config)
     if not decision.passed:
         refuse(record, candidates[BLEND].vectors, document, summary, snapshot, dataset, run)
@@ -125,6 +129,15 @@ def _nightly(params: NightlyParams) -> RunSummary:
     report = write_evaluation_report(document, snapshot, dataset, run, publication.recommendations)
     write_index(params.data_root)
     return summary.published_as(publication, report.path)
+
+
+def record_inputs(run: RunFolder, params: NightlyParams, source: str) -> None:
+    """`inputs.json`: the parameters and the dataset.toml text the run was given."""
+    document = {
+        "params": params.model_dump(mode="json"),
+        "dataset_toml": params.resolved_dataset_config(source).read_text(),
+    }
+    run.inputs.write_text(json.dumps(document, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

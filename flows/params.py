@@ -128,7 +128,19 @@ class NightlyParams(families.settings_model("_WithTheModels", _BeforeTheModels, 
         max_length=2000,
         description="why this run was started (monitoring fills it in when it retrains)",
     )
-    num_threads: int = Field(2, ge=1, le=64, description="LightFM training threads")
+    num_threads: Annotated[int, OPERATIONAL] = Field(
+        2,
+        ge=1,
+        le=64,
+        description="training threads: independent fits (tuning trials, candidates) run side "
+        "by side, each on one thread, so the thread count changes the time, never the lists",
+    )
+    hogwild: bool = Field(
+        False,
+        description="give each LightFM fit num_threads Hogwild threads instead: faster per "
+        "fit, but two runs on the same inputs publish different lists (the manifest and the "
+        "summary say so)",
+    )
 
     @field_validator("data_root", "dataset_config")
     @classmethod
@@ -176,6 +188,7 @@ class NightlyParams(families.settings_model("_WithTheModels", _BeforeTheModels, 
             run=run,
             seed=self.seed,
             num_threads=self.num_threads,
+            hogwild=self.hogwild,
         )
 
     def continued_epochs(self, tuned_epochs: int) -> int | None:

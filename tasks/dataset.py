@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from tasks.config_schema import StrictModel, config_problems
 from tasks.errors import ConfigError
 from tasks.publishing.rules import PublishingSpec
+from tasks.versions import OPERATIONAL
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "users": ("user_id",),
@@ -234,7 +235,10 @@ class DatasetSpec(StrictModel):
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     users: TableSpec = Field(default_factory=TableSpec)
     products: ProductsSpec = Field(default_factory=ProductsSpec)
-    sources: dict[Literal["users", "products", "events"], SourceSpec] = Field(default_factory=dict)
+    # where tables are read from: the same data from elsewhere is the same version
+    sources: Annotated[dict[Literal["users", "products", "events"], SourceSpec], OPERATIONAL] = (
+        Field(default_factory=dict)
+    )
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     publishing: PublishingSpec = Field(default_factory=PublishingSpec)
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file")

@@ -116,6 +116,13 @@ class NotPublishedError(RecsError, ValueError):
     exit_code: ClassVar[int] = 10
 
 
+class NotReproducedError(RecsError):
+    """A version rebuilt from its recorded inputs differs from the published one
+    (flows/reproduce.py): the message says where, decisions first, then lists."""
+
+    exit_code: ClassVar[int] = 11
+
+
 # A write refused by the machine, not by our code: reported as a StorageError by the CLIs.
 STORAGE_ERRNOS = frozenset(
     {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR}

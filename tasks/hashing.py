@@ -12,11 +12,15 @@ hashed by the same run).
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 
 def _plain(table: pa.Table) -> pa.Table:
@@ -43,3 +47,15 @@ def row_hashes(frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndar
         connection.register("rows_to_hash", table)
         hashes = connection.sql(f"SELECT hash({names}) AS h FROM rows_to_hash").fetchnumpy()["h"]
     return np.asarray(hashes, dtype=np.uint64)
+
+
+def content_sha256(parquet: Path, columns: list[str]) -> str:
+    """sha256 of the rows of a Parquet file over `columns`, in file order, a row group at a
+    time: what a table says, whatever its encoding, compression or write time (a file's
+    own sha256 changes with those)."""
+    digest = hashlib.sha256()
+    source = pq.ParquetFile(parquet)
+    for group in range(source.num_row_groups):
+        frame = source.read_row_group(group, columns=columns).to_pandas()
+        digest.update(row_hashes(frame[columns]).tobytes())
+    return digest.hexdigest()

@@ -100,6 +100,17 @@ class RunFolder(BaseModel):
         return self.sub("evaluation", "per_user_ndcg.parquet")
 
     @property
+    def inputs(self) -> Path:
+        """`inputs.json`: the run's parameters and its dataset.toml, as given (what
+        `python -m flows.reproduce` rebuilds a version from, with the run's snapshot)."""
+        return self.sub("inputs.json")
+
+    @property
+    def snapshot(self) -> Path:
+        """`snapshot/`: the tables the run read, one Parquet file each."""
+        return self.path / "snapshot"
+
+    @property
     def stored_champion_ndcg(self) -> Path:
         """`evaluation/stored_champion_ndcg.parquet`: the challenger's and the champion's
         stored model's NDCG@10 per test user who bought after the champion's data."""

@@ -50,7 +50,7 @@ def shaping(model: BaseModel) -> dict:
     dumped = model.model_dump(mode="json")
     kept = {}
     for name, field in type(model).model_fields.items():
-        if any(isinstance(mark, Operational) for mark in field.metadata):
+        if field.exclude or any(isinstance(mark, Operational) for mark in field.metadata):
             continue
         value = getattr(model, name)
         kept[name] = shaping(value) if isinstance(value, BaseModel) else dumped[name]
@@ -80,7 +80,7 @@ def run_inputs(params: BaseModel, dataset: BaseModel) -> dict:
     ones left out), the dataset configuration and the code version, as plain JSON."""
     return {
         "params": shaping(params),
-        "dataset": dataset.model_dump(mode="json"),
+        "dataset": shaping(dataset),
         "code_version": code_version(),
     }
 

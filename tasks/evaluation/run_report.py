@@ -62,6 +62,11 @@ class PublishedModelRecord(Strict):
     lightfm_continued_epochs: int | None = Field(
         None, description="the refit's LightFM epochs from the evaluated model (None: scratch)"
     )
+    deterministic: bool | None = Field(
+        None,
+        description="every fit repeatable (LightFM single-threaded per fit); false: Hogwild "
+        "threads, two runs on the same inputs publish different lists (None: older runs)",
+    )
 
 
 class TuningRecord(Strict):
@@ -151,6 +156,7 @@ def metrics_document(
     trigger: str | None = None,
     continued_epochs: int | None = None,
     stored_champion: StoredChampion | None = None,
+    deterministic: bool | None = None,
 ) -> MetricsDocument:
     """trigger: why the run was started (None for scheduled and hand-started runs);
     continued_epochs: the refit's LightFM epochs from the evaluated model (None: from
@@ -159,7 +165,9 @@ def metrics_document(
         candidates=metrics,
         published=decision.candidate if decision.passed else None,
         gate=GateRecord.of(decision),
-        published_model=PublishedModelRecord(lightfm_continued_epochs=continued_epochs),
+        published_model=PublishedModelRecord(
+            lightfm_continued_epochs=continued_epochs, deterministic=deterministic
+        ),
         tuning=TuningRecord.of(tuning) if tuning else None,
         split=SplitRecord.of(split),
         data=DataRecord(

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# the columns a list's content is: what the shop shows, not when it was written
+CONTENT_COLUMNS = ["user_id", "rank", "product_id", "reason", "tier", "variant"]
+
 
 class FileEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -84,3 +87,14 @@ class Manifest(BaseModel):
     sorted_by: list[str]
     row_count: int
     files: dict[str, FileEntry] = Field(description="sha256 of every file of the version")
+    content_sha256: str | None = Field(
+        None,
+        description="sha256 of the lists' content (user_id, rank, product_id, reason, tier, "
+        "variant, in file order): equal for two publications of the same lists, however "
+        "and whenever written (None: published by an older version)",
+    )
+    deterministic: bool | None = Field(
+        None,
+        description="the run's training is repeatable (no Hogwild LightFM): the same inputs "
+        "publish the same lists (None: published by an older version)",
+    )

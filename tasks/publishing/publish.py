@@ -34,7 +34,8 @@ from tasks.atomic import fsync, switch_symlink
 from tasks.dataset import DatasetSpec
 from tasks.errors import DamagedPublicationError, PublicationError, PublicationRefusedError
 from tasks.evaluation.run_report import MetricsDocument
-from tasks.publishing.manifest import Manifest, rule_compliance
+from tasks.hashing import content_sha256
+from tasks.publishing.manifest import CONTENT_COLUMNS, Manifest, rule_compliance
 from tasks.publishing.publication_checks import PublicationFigures, refusals
 from tasks.publishing.recommend import (
     RECOMMENDATIONS_SCHEMA,
@@ -296,6 +297,7 @@ def complete_version(
         "columns": RECOMMENDATIONS_SCHEMA.names,
         "sorted_by": ["user_id", "rank"],
         "row_count": pq.ParquetFile(recommendations).metadata.num_rows,
+        "content_sha256": content_sha256(recommendations, CONTENT_COLUMNS),
         "files": {
             name: {"sha256": file_sha256(staging / name)}
             for name in ("recommendations.parquet", "metrics.json")
@@ -459,6 +461,7 @@ def finish_version(
             "sources": snapshot.sources,
             "created_at": created_at.isoformat(),
             "model_sha256": model_sha256,
+            "deterministic": metrics.published_model.deterministic if metrics else None,
         },
         params.keep_versions,
         Manifest,

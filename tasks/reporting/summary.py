@@ -34,6 +34,7 @@ class RunSummary(BaseModel):
     gate_passed: bool
     gate_reasons: list[str]
     gate_relaxed: list[str] = []  # gate settings weaker than the defaults
+    deterministic: bool | None = None  # training repeatable (None: not trained)
     published_version: str | None = None
     published_path: Path | None = None
     users_per_tier: dict[str, int] = {}
@@ -75,6 +76,13 @@ class RunSummary(BaseModel):
             )
         if self.chosen_blend:
             lines.append(f"blend (tuned on the validation transaction): {self.chosen_blend}")
+        if self.deterministic is not None:
+            lines.append(
+                "training: repeatable (the same inputs publish the same lists)"
+                if self.deterministic
+                else "training: Hogwild LightFM (--hogwild): NOT repeatable, a rerun on the "
+                "same inputs publishes different lists"
+            )
         relaxed = f" (RELAXED gate: {'; '.join(self.gate_relaxed)})" if self.gate_relaxed else ""
         lines.append(f"gate: {'PASSED' if self.gate_passed else 'REFUSED'}{relaxed}")
         lines += [f"  - {reason}" for reason in self.gate_reasons]
@@ -124,6 +132,7 @@ class RunSummary(BaseModel):
         tuning: TuningResult,
         decision: GateDecision,
         data_report: Path,
+        deterministic: bool | None = None,
     ) -> RunSummary:
         """With every candidate's metrics, the chosen blend and the gate's decision."""
         return self.model_copy(
@@ -134,6 +143,7 @@ class RunSummary(BaseModel):
                 "gate_reasons": decision.reasons,
                 "gate_relaxed": decision.relaxed,
                 "data_report": data_report,
+                "deterministic": deterministic,
             }
         )
 
@@ -161,5 +171,6 @@ class RunSummary(BaseModel):
                 "gate_passed": document.gate.passed,
                 "gate_reasons": document.gate.reasons,
                 "gate_relaxed": document.gate.relaxed,
+                "deterministic": document.published_model.deterministic,
             }
         )

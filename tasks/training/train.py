@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -230,13 +231,32 @@ def blend_members(config: ModelConfig) -> dict[str, float]:
 
 class TrainingContext(BaseModel):
     """What every training task of a run shares: the snapshot and its description, the
-    run's folder, the seed and LightFM's threads."""
+    run's folder, the seed and the training threads.
+
+    Why fits are single-threaded by default: LightFM's multi-threaded (Hogwild) training
+    is not repeatable, two fits with the same seed differ, and the one-standard-error
+    choice of epochs, the blend weights and every list downstream follow the difference.
+    So each fit runs on one thread (repeatable for a seed) and the threads go to
+    independent fits side by side (tuning trials, candidates), whose results are taken in
+    a fixed order: the thread count changes the time, never the lists. `hogwild` gives
+    each fit every thread instead (faster per fit, not repeatable)."""
 
     snapshot: Snapshot
     dataset: DatasetSpec
     run: RunFolder
     seed: int
     num_threads: int
+    hogwild: bool = False
+
+    @property
+    def fit_threads(self) -> int:
+        """Threads of one LightFM fit."""
+        return self.num_threads if self.hogwild else 1
+
+    @property
+    def side_by_side(self) -> int:
+        """Independent fits run at once."""
+        return 1 if self.hogwild else self.num_threads
 
 
 @task(name="train-candidates")
@@ -266,21 +286,20 @@ def train_candidates(
     members = blend_members(config)
     names = list(members) if only_blend else list(families.names())
     folder = run.sub("models", stage, "x").parent
-    fitted: dict[str, FactorModel] = {}
-    trained: dict[str, TrainedModel] = {}
-    for name in names:
+
+    def fit(name: str) -> tuple[FactorModel, TrainedModel]:
         started = time.perf_counter()
         keep = keep_states and families.family(name).keeps_state and name in members
         start = (continue_from or {}).get(name)
         warm = start.state if start is not None and continue_epochs else None
         options = FitOptions(
             seed,
-            context.num_threads,
+            context.fit_threads,
             state_path=folder / f"{name}.state.npz" if keep else None,
             warm_start=warm,
             continue_epochs=continue_epochs if warm else None,
         )
-        fitted[name] = families.family(name).fit(data, config, options)
+        factors = families.family(name).fit(data, config, options)
         logger.info(
             "%s: %s fitted in %.1f s%s",
             stage,
@@ -288,7 +307,12 @@ def train_candidates(
             time.perf_counter() - started,
             f" ({continue_epochs} epochs from the evaluated model)" if warm else "",
         )
-        trained[name] = _saved(name, fitted[name], config, options, folder)
+        return factors, _saved(name, factors, config, options, folder)
+
+    with ThreadPoolExecutor(context.side_by_side) as pool:  # results in the names' order
+        done = dict(zip(names, pool.map(fit, names), strict=True))
+    fitted = {name: factors for name, (factors, _) in done.items()}
+    trained = {name: model for name, (_, model) in done.items()}
     blend = Blend({name: fitted[name] for name in members}, members)
     trained[BLEND] = TrainedModel(
         name=BLEND, vectors=blend.save(folder / BLEND), params=config.model_dump() | {"seed": seed}

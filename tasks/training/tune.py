@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -374,7 +375,8 @@ def search_lightfm(
     params: TuningParams,
     max_epochs: int,
     seed: int,
-    num_threads: int,
+    fit_threads: int = 1,
+    side_by_side: int = 1,
 ) -> tuple[LightFMParams, FactorModel, list[LightFMTrial], dict]:
     """Train every LightFM trial epoch by epoch (validation checks every
     `params.eval_every` epochs, early stop), then choose a configuration and its epochs
@@ -382,16 +384,34 @@ def search_lightfm(
     `epoch_work`: every later training of the choice (the evaluated hybrid and CF
     candidate on all users, the refit) pays that cost again.
     Returns (chosen parameters with their epochs, its factors on the validation users,
-    one row per trial, the choice)."""
+    one row per trial, the choice). fit_threads: threads of one fit; side_by_side: trials
+    trained at once."""
     checks: list[_Check] = []
     rows: list[LightFMTrial] = []
     candidates = lightfm_candidates(base, params.lightfm_trials, seed)
-    for trial, candidate in enumerate(candidates):
-        trial_checks, row = _lightfm_trial(
-            trial, candidate, data, evaluation, params, max_epochs, seed, num_threads
+
+    def trial(numbered: tuple[int, LightFMParams]) -> tuple[list[_Check], LightFMTrial]:
+        number, candidate = numbered
+        return _lightfm_trial(
+            number, candidate, data, evaluation, params, max_epochs, seed, fit_threads
         )
-        checks += trial_checks
-        rows.append(row)
+
+    # trials side by side, their results in trial order (TrainingContext says why)
+    with ThreadPoolExecutor(side_by_side) as pool:
+        for trial_checks, row in pool.map(trial, enumerate(candidates)):
+            checks += trial_checks
+            rows.append(row)
+            get_run_logger().info(
+                "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained, "
+                "%.1f s per epoch), %.0f s",
+                row.trial + 1,
+                params.lightfm_trials,
+                row.validation_ndcg,
+                row.best_epochs,
+                row.epochs_trained,
+                row.seconds_per_epoch,
+                row.seconds,
+            )
     pick, choice = _lightfm_choice(checks)
     chosen_params = candidates[pick.trial].model_copy(update={"epochs": pick.epochs})
     return chosen_params, pick.factors, rows, choice
@@ -443,17 +463,6 @@ def _lightfm_trial(
         work_per_epoch=work,
         seconds_per_epoch=round(per_epoch, 2),
         seconds=round(time.perf_counter() - started, 1),
-    )
-    get_run_logger().info(
-        "LightFM trial %d/%d: validation NDCG@10 %.4f at %d epochs (%d trained, %.1f s "
-        "per epoch), %.0f s",
-        trial + 1,
-        params.lightfm_trials,
-        curve.scores[curve.best],
-        curve.epochs[curve.best],
-        curve.epochs[-1],
-        per_epoch,
-        row.seconds,
     )
     return checks, row
 
@@ -644,7 +653,7 @@ def tune(
     catalogue coverage@10 reaches `min_coverage` (the gate's), if any does."""
     logger = get_run_logger()
     snapshot, dataset, run, seed = context.snapshot, context.dataset, context.run, context.seed
-    num_threads = context.num_threads
+    num_threads = context.fit_threads
     if not params.search:
         logger.info("tuning is off: LightFM %s, blend %s", config.lightfm, config.blend)
         return TuningResult(config=config, validation_ndcg={}, lightfm_trials=[], blend_trials=[])
@@ -653,7 +662,14 @@ def tune(
     )
     max_epochs = params.max_epochs or 2 * config.lightfm.epochs
     best_params, best_factors, lightfm_rows, lightfm_choice = search_lightfm(
-        data, evaluation, config.lightfm, params, max_epochs, seed, num_threads
+        data,
+        evaluation,
+        config.lightfm,
+        params,
+        max_epochs,
+        seed,
+        num_threads,
+        context.side_by_side,
     )
     tuned = config.model_copy(update={"lightfm": best_params})
     neighbour_rows: list[NeighbourTrial] = []
