@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from tasks.dataset import DatasetSpec
 from tasks.publishing.reasons import FROM_HISTORY, ReasonContext, explain
-from tasks.publishing.rules import ListRules, blocked_products, exclusion_matrix, widened
+from tasks.publishing.rules import ListRules, blocked_products, exclusion_matrix, rules_lists
 from tasks.publishing.scoring import DEFAULT_CHUNK, SCORING_THREADS, iter_top_n
 from tasks.publishing.tiers import TIERS, assign_tiers
 from tasks.run_context import Snapshot
@@ -187,19 +187,17 @@ def recommend_rows(
             workers,
         ):
             target = where[begin : begin + len(chunk_items)]
-            if rules:
-                wide = rules.needs_wider_pool(chunk_items, n) if pool < model.n_items else None
-                chunk_items, chunk_scores = rules.reshape(chunk_items, chunk_scores, n)
-                if wide is not None and wide.any():  # too few categories in the pool
-                    chunk_items[wide], chunk_scores[wide] = widened(
-                        model,
-                        rows[target[wide]],
-                        n,
-                        rules,
-                        audience.exclude,
-                        audience.allowed,
-                        chunk_size,
-                    )
+            if rules:  # pools short of categories widened (tasks/publishing/rules.py)
+                chunk_items, chunk_scores = rules_lists(
+                    model,
+                    rows[target],
+                    n,
+                    rules,
+                    chunk_items,
+                    chunk_scores,
+                    audience.exclude,
+                    audience.allowed,
+                )
             items[target] = chunk_items
             scores[target] = chunk_scores
     return items, scores

@@ -372,46 +372,80 @@ def ranked_under_rules(
     allowed: np.ndarray | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(items, scores) of the rules' lists for user `rows`: the top pool × n reshaped, and
-    the users whose pool holds too few categories ranked again over every eligible product
-    (`widened`)."""
+    """(items, scores) of the rules' lists for user `rows`: the top pool × n reshaped, the
+    users whose pool holds too few categories with their pool `widened`."""
     n = min(n, scorer.n_items)
     pool = rules.pool_size(n, scorer.n_items)
     items, scores = top_n(scorer, rows, pool, exclude, allowed, chunk_size, rules.adjust)
-    wide = rules.needs_wider_pool(items, n) if pool < scorer.n_items else np.zeros(0, bool)
-    lists, list_scores = rules.reshape(items, scores, n)
-    if wide.any():
-        lists[wide], list_scores[wide] = widened(
-            scorer, rows[wide], n, rules, exclude, allowed, chunk_size
+    return rules_lists(scorer, rows, n, rules, items, scores, exclude, allowed)
+
+
+def rules_lists(
+    scorer: Scorer,
+    rows: np.ndarray,
+    n: int,
+    rules: ListRules,
+    items: np.ndarray,
+    scores: np.ndarray,
+    exclude: sp.csr_matrix | None,
+    allowed: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rules' lists from ranked pools (rows × pool, best first): reshaped, each pool
+    short of categories first `widened`."""
+    wide = rules.needs_wider_pool(items, n) if items.shape[1] < scorer.n_items else None
+    if wide is not None and wide.any():
+        items, scores = items.copy(), scores.copy()
+        extra_items, extra_scores = widened(
+            scorer, rows[wide], rules, items[wide], scores[wide], exclude, allowed
         )
-    return lists, list_scores
+        lists, list_scores = rules.reshape(items, scores, n)
+        lists[wide], list_scores[wide] = rules.reshape(extra_items, extra_scores, n)
+        return lists, list_scores
+    return rules.reshape(items, scores, n)
 
 
 def widened(
     scorer: Scorer,
     rows: np.ndarray,
-    n: int,
     rules: ListRules,
+    items: np.ndarray,
+    scores: np.ndarray,
     exclude: sp.csr_matrix | None,
     allowed: np.ndarray | None,
-    chunk_size: int = DEFAULT_CHUNK,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The rules' lists of `rows` from every eligible product (not the top pool × n), in
-    blocks of at most WIDE_SCORES ranked products, so memory stays bounded."""
-    lists = np.full((len(rows), n), -1, dtype=np.int64)
-    list_scores = np.full((len(rows), n), -np.inf, dtype=np.float32)
+    """Pools (rows × pool, best first) plus each category's best eligible product (not
+    bought, allowed, the rules' score edits applied), best first again: enough for the
+    shown slots to hold every category the user's eligible products span. One score row
+    per user, a block of WIDE_SCORES scores at a time, one pass per category (a loop over
+    categories, never over users or products)."""
+    assert rules.categories is not None
+    codes = rules.categories
+    members = [np.flatnonzero(codes == c) for c in range(int(codes.max()) + 1)]
+    extra_items = np.full((len(rows), len(members)), -1, dtype=np.int64)
+    extra_scores = np.full((len(rows), len(members)), -np.inf, dtype=np.float32)
     block = max(1, WIDE_SCORES // scorer.n_items)
     for begin in range(0, len(rows), block):
-        every, every_score = top_n(
-            scorer,
-            rows[begin : begin + block],
-            scorer.n_items,
-            exclude,
-            allowed,
-            chunk_size,
-            rules.adjust,
-            workers=1,
-        )
         part = slice(begin, begin + block)
-        lists[part], list_scores[part] = rules.reshape(every, every_score, n)
-    return lists, list_scores
+        these = rows[part]
+        block_scores = np.array(scorer.scores(these), dtype=np.float32)
+        rules.adjust(these, block_scores)
+        block_scores[np.isnan(block_scores)] = -np.inf
+        if allowed is not None:
+            block_scores[:, ~allowed] = -np.inf
+        if exclude is not None:
+            bought = exclude[these].tocoo()
+            block_scores[bought.row, bought.col] = -np.inf
+        for code, columns in enumerate(members):
+            if len(columns):
+                best = np.argmax(block_scores[:, columns], axis=1)  # ties: the lower index
+                extra_items[part, code] = columns[best]
+                extra_scores[part, code] = block_scores[np.arange(len(these)), columns[best]]
+    in_pool = (extra_items[:, :, None] == items[:, None, :]).any(axis=2)
+    extra_items[~np.isfinite(extra_scores) | in_pool] = -1  # a pool product keeps its place
+    extra_scores[extra_items < 0] = -np.inf
+    both_items = np.concatenate([items, extra_items], axis=1)
+    both_scores = np.concatenate([scores, extra_scores], axis=1)
+    keys = np.argsort(-both_scores, axis=1, kind="stable")  # ties: the pool's order first
+    return np.take_along_axis(both_items, keys, axis=1), np.take_along_axis(
+        both_scores, keys, axis=1
+    )

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 
 from tasks.publishing.recommend import Audience, recommend_rows
 from tasks.publishing.rules import (
@@ -246,3 +247,32 @@ def test_compliance_counts_lists_that_meet_each_rule_and_those_that_cannot():
     broken = np.array([[0, 1, 2, 8, 10], [1, 3, 8, 9, 10], [1, 3, 8, 9, -1]])
     counts = rules.compliance(rows, broken)
     assert counts["max_per_brand_unmet"] == 1 and counts["contraindications_unmet"] == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_widened_pool_gives_the_lists_of_a_ranking_over_every_product(seed):
+    """Random scores, 9 categories of uneven size, a pool of 1 × n: each pool short of
+    categories is widened by each category's best product, and the lists equal the ones the
+    rules give from every eligible product ranked (what widening must reproduce, cheaply)."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items, n = 50, 80, 6
+    products = pd.DataFrame(
+        {
+            "product_id": [f"P{i:02d}" for i in range(n_items)],
+            "category": rng.choice(list("abcdefghi"), n_items, p=[0.6] + [0.05] * 8),
+        }
+    )
+    users = pd.DataFrame({"user_id": [f"U{i}" for i in range(n_users)]})
+    spec = PublishingSpec(min_categories=4, pool=1, shown=5, brand_column=None)
+    rules = ListRules.compile(spec, users, products, "category", NOW)
+    model = FactorModel(
+        rng.standard_normal((n_users, 4), dtype=np.float32),
+        rng.standard_normal((n_items, 4), dtype=np.float32),
+    )
+    bought = sp.random(n_users, n_items, density=0.1, random_state=seed, format="csr") > 0
+    rows = np.arange(n_users)
+    widened_lists, _ = ranked_under_rules(model, rows, n, rules, exclude=bought)
+    everything = top_n(model, rows, n_items, exclude=bought)
+    exact, _ = rules.reshape(*everything, n)
+    np.testing.assert_array_equal(widened_lists, exact)
+    assert rules.needs_wider_pool(top_n(model, rows, n, exclude=bought)[0], n).any()
