@@ -97,3 +97,25 @@ def raw_store_tables(db_path: Path) -> dict:
             table: pd.read_sql(f"SELECT * FROM {table}", connection)
             for table in ("users", "products", "events")
         }
+
+
+# The longest tests (minutes each: whole demo-sized runs, a served deployment, every
+# documented command) start first, so the two xdist workers are not left with one of them
+# alone at the end of the run; the order changes the suite's wall time, never a result.
+LONGEST_FIRST = (
+    "tests/pipeline/test_docs.py::test_every_documented_command_runs",
+    "tests/pipeline/test_reproducibility.py::",
+    "tests/pipeline/test_prefect_server.py::",
+    "tests/model/test_model_quality.py::",
+    "tests/pipeline/test_monitoring_scenarios.py::",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next(
+            (k for k, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+            len(LONGEST_FIRST),
+        )
+
+    items.sort(key=rank)  # stable: the rest keep their order
