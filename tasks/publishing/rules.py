@@ -421,25 +421,31 @@ def widened(
     assert rules.categories is not None
     codes = rules.categories
     members = [np.flatnonzero(codes == c) for c in range(int(codes.max()) + 1)]
-    extra_items = np.full((len(rows), len(members)), -1, dtype=np.int64)
-    extra_scores = np.full((len(rows), len(members)), -np.inf, dtype=np.float32)
+    depth = items.shape[1]  # per category its best `depth` (a brand cap may skip some)
+    take = [min(depth, len(columns)) for columns in members]
+    offsets = np.concatenate([[0], np.cumsum(take)])
+    extra_items = np.full((len(rows), int(offsets[-1])), -1, dtype=np.int64)
+    extra_scores = np.full((len(rows), int(offsets[-1])), -np.inf, dtype=np.float32)
     block = max(1, WIDE_SCORES // scorer.n_items)
     for begin in range(0, len(rows), block):
         part = slice(begin, begin + block)
         these = rows[part]
         block_scores = np.array(scorer.scores(these), dtype=np.float32)
-        rules.adjust(these, block_scores)
         block_scores[np.isnan(block_scores)] = -np.inf
         if allowed is not None:
             block_scores[:, ~allowed] = -np.inf
+        rules.adjust(these, block_scores)
         if exclude is not None:
             bought = exclude[these].tocoo()
             block_scores[bought.row, bought.col] = -np.inf
         for code, columns in enumerate(members):
-            if len(columns):
-                best = np.argmax(block_scores[:, columns], axis=1)  # ties: the lower index
-                extra_items[part, code] = columns[best]
-                extra_scores[part, code] = block_scores[np.arange(len(these)), columns[best]]
+            if not take[code]:
+                continue
+            sub = block_scores[:, columns]
+            best = np.argpartition(-sub, take[code] - 1, axis=1)[:, : take[code]]
+            where = slice(offsets[code], offsets[code + 1])
+            extra_items[part, where] = columns[best]
+            extra_scores[part, where] = np.take_along_axis(sub, best, axis=1)
     in_pool = (extra_items[:, :, None] == items[:, None, :]).any(axis=2)
     extra_items[~np.isfinite(extra_scores) | in_pool] = -1  # a pool product keeps its place
     extra_scores[extra_items < 0] = -np.inf

@@ -252,18 +252,19 @@ def test_compliance_counts_lists_that_meet_each_rule_and_those_that_cannot():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_widened_pool_gives_the_lists_of_a_ranking_over_every_product(seed):
     """Random scores, 9 categories of uneven size, a pool of 1 × n: each pool short of
-    categories is widened by each category's best product, and the lists equal the ones the
-    rules give from every eligible product ranked (what widening must reproduce, cheaply)."""
+    categories is widened by each category's best products, and the lists equal the ones
+    the rules give from every eligible product ranked (what widening must reproduce)."""
     rng = np.random.default_rng(seed)
     n_users, n_items, n = 50, 80, 6
     products = pd.DataFrame(
         {
             "product_id": [f"P{i:02d}" for i in range(n_items)],
             "category": rng.choice(list("abcdefghi"), n_items, p=[0.6] + [0.05] * 8),
+            "brand": rng.choice(list("xyz"), n_items),  # brands across categories
         }
     )
     users = pd.DataFrame({"user_id": [f"U{i}" for i in range(n_users)]})
-    spec = PublishingSpec(min_categories=4, pool=1, shown=5, brand_column=None)
+    spec = PublishingSpec(min_categories=4, pool=1, shown=5)
     rules = ListRules.compile(spec, users, products, "category", NOW)
     model = FactorModel(
         rng.standard_normal((n_users, 4), dtype=np.float32),
