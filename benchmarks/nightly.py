@@ -2,6 +2,7 @@
 
     python -m benchmarks.nightly --preset demo      # a first night: the data root cleared
     python -m benchmarks.nightly --preset demo --following-night   # on top of earlier runs
+    python -m benchmarks.nightly --preset demo --hogwild   # Hogwild training: what it saves
     /usr/bin/time -v python -m benchmarks.nightly --preset demo     # peak memory, independently
 
 Prints one line per stage (seconds, from the task runs Prefect recorded), then the LAST
@@ -143,11 +144,19 @@ def main(
         "but the store cleared (a --data-root is never cleared)",
     )
     parser.add_argument(
+        "--hogwild",
+        action="store_true",
+        help="train with Hogwild threads (the nightly's --hogwild: faster, not repeatable); "
+        "the figures go to <name>-hogwild.json, beside the default's, so docs/render.py "
+        "shows what repeatable training costs stage by stage",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         default=None,
         help="where the figures are written (default: docs/results/nightly.json for the demo "
-        "preset, docs/results/nightly-<preset>.json for another)",
+        "preset, docs/results/nightly-<preset>.json for another, -hogwild appended with "
+        "--hogwild)",
     )
     args = parser.parse_args(argv)
     data_root = args.data_root or Path("data") / "bench" / args.preset
@@ -164,7 +173,7 @@ def main(
     store_build_s = time.perf_counter() - started
 
     flow_started = time.perf_counter()
-    state = nightly(NightlyParams(data_root=data_root), return_state=True)
+    state = nightly(NightlyParams(data_root=data_root, hogwild=args.hogwild), return_state=True)
     wall_s = time.perf_counter() - flow_started
     summary = state.result()
     stages = stage_seconds(state.state_details.flow_run_id)
@@ -178,6 +187,7 @@ def main(
     )
     result = {
         "preset": args.preset,
+        "hogwild": args.hogwild,
         "wall_s": round(wall_s, 1),
         "store_build_s": round(store_build_s, 1),
         "peak_rss_mib": round(peak_kib / 1024, 1),
@@ -185,6 +195,8 @@ def main(
     }
     if name is None:
         name = "nightly" if args.preset == "demo" else f"nightly-{args.preset}"
+    if args.hogwild:
+        name = f"{name}-hogwild"
     record(name, module, command, result | {"run": run_figures(summary)}, args.results)
     print(json.dumps(result))
     return 0

@@ -43,7 +43,7 @@ def refit_benchmark(data_root: Path, refit_epochs: list[int], seed: int) -> dict
     config = ModelConfig(lightfm=params.model)
     run = RunFolder.new(data_root, area="benchmarks")
     snapshot = extract(source, dataset, run)
-    split = split_events(snapshot, dataset, run, params.holdout_gap_hours)
+    split = split_events(snapshot, dataset, run, params.holdout())
 
     def stage_data(events: Path, stage: str):
         features = build_features(snapshot, dataset, run, events, stage)

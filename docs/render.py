@@ -97,6 +97,18 @@ BENCHMARKS: dict[str, Benchmark] = {
         ".venv/bin/python -m benchmarks.determinism --preset demo",
         "the demo nightly twice with repeatable training and twice with Hogwild",
     ),
+    "nightly-hogwild": Benchmark(
+        ".venv/bin/python -m benchmarks.nightly --preset demo --hogwild",
+        "the demo nightly with Hogwild training: what repeatable training costs",
+    ),
+    "large-hogwild": Benchmark(
+        ".venv/bin/python -m benchmarks.large --hogwild",
+        "the `large` nightly with Hogwild training: what repeatable training costs",
+    ),
+    "ratings_world": Benchmark(
+        ".venv/bin/python -m benchmarks.ratings_world",
+        "the nightly on the ratings world (bursts of ratings, no category, long tail)",
+    ),
     "screenshot_report": Benchmark(
         ".venv/bin/python -m benchmarks.screenshot_report "
         "data/runs/<run_id>/reports/evaluation_report.html --out docs/evaluation_report.png",
@@ -713,6 +725,76 @@ def determinism_view(doc: dict) -> str:
     return out + "\n" + provenance(doc)
 
 
+def repeatable_cost_view(doc: dict, hogwild: dict | None) -> str:
+    """Stage by stage, the default (every LightFM fit on one thread, fits side by side)
+    against `--hogwild` on the same store: what repeatable lists cost."""
+    if hogwild is None:
+        return not_measured(f"{doc['benchmark']}-hogwild")
+    after, before = doc["figures"], hogwild["figures"]
+    names = list(dict.fromkeys([*before.get("stages", {}), *after.get("stages", {})]))
+    rows = []
+    for stage in names:
+        b, a = before["stages"].get(stage), after["stages"].get(stage)
+        change = f"{a - b:+.0f} s" if a is not None and b is not None else ""
+        rows.append([stage, sec(b), sec(a), change])
+    rows.append(
+        [
+            "**flow wall time**",
+            sec(before["wall_s"]),
+            sec(after["wall_s"]),
+            f"**{after['wall_s'] - before['wall_s']:+.0f} s "
+            f"({after['wall_s'] / before['wall_s'] - 1:+.0%})**",
+        ]
+    )
+    rows.append(
+        [
+            "peak RSS",
+            gib(before["peak_rss_mib"]),
+            gib(after["peak_rss_mib"]),
+            f"{(after['peak_rss_mib'] - before['peak_rss_mib']) / 1024:+.1f} GiB",
+        ]
+    )
+    out = table(["stage", "`--hogwild` (s)", "default, repeatable (s)", "cost"], rows, "lrrr")
+    quality = []
+    for label, fig in (("`--hogwild`", before), ("default", after)):
+        run = fig.get("run", {})
+        blend = run.get("candidates", {}).get(run.get("published") or "blend", {})
+        if blend:
+            quality.append(f"{label} NDCG@10 {f4(blend.get('NDCG@10'))}")
+    if quality:
+        out += f"\nPublished model: {', '.join(quality)}.\n"
+    return out + "\n" + provenance(doc) + "\n" + provenance(hogwild)
+
+
+def ratings_world_view(doc: dict) -> str:
+    """Every candidate on the ratings world's test split, the published blend marked, and
+    what the holdout removed against a fixed day."""
+    f = doc["figures"]
+    rows = []
+    for name, m in f["candidates"].items():
+        label = "**`blend` (published)**" if name == "blend" else f"`{name}`"
+        rows.append([label, f4(m.get("NDCG@10")), f4(m.get("HR@10"))])
+    out = table(["candidate", "NDCG@10", "HR@10"], rows, "lrr")
+    settled = f.get("blend_settlement") or {}
+    out += (
+        f"\n`{f['preset']}`: {f['users']:,} users, {f['products']:,} products, "
+        f"{f['ratings']:,} ratings; gate {'passed' if f['gate_passed'] else 'REFUSED'}. "
+        f"The holdout removed {f['holdout_removed_share']:.1%} of the training before the "
+        f"held-out ratings (a fixed 24-hour window would remove "
+        f"{f['window_24h_removed_share']:.1%}). Best candidate alone: `{f['best_single']}`"
+        + (" (it replaced the tuned blend)" if settled.get("replaced") else "")
+        + ".\n"
+    )
+    return out + "\n" + provenance(doc)
+
+
+# Blocks drawn from a benchmark's file and its `-hogwild` twin.
+PAIRED_VIEWS: dict[str, Callable[[dict, dict | None], str]] = {
+    "large.repeatable_cost": repeatable_cost_view,
+    "nightly.repeatable_cost": repeatable_cost_view,
+}
+
+
 VIEWS: dict[str, Callable[[dict], str]] = {
     "determinism": determinism_view,
     "nightly.stages": stages_view("nightly"),
@@ -725,6 +807,7 @@ VIEWS: dict[str, Callable[[dict], str]] = {
     "ab_test": ab_test_view,
     "beauty": beauty_view,
     "screenshot_report": screenshot_view,
+    "ratings_world": ratings_world_view,
 }
 
 
@@ -743,9 +826,15 @@ def index_view(results: Path) -> str:
 def render_block(key: str, results: Path) -> str:
     if key == "index":
         return index_view(results)
-    if key not in VIEWS:
-        raise KeyError(f"unknown results block {key!r}; known: {', '.join(VIEWS)}")
     name = key.split(".")[0]
+    if key in PAIRED_VIEWS:
+        doc = load(name, results)
+        if doc is None:
+            return not_measured(name)
+        return PAIRED_VIEWS[key](doc, load(f"{name}-hogwild", results))
+    if key not in VIEWS:
+        known = ", ".join([*VIEWS, *PAIRED_VIEWS])
+        raise KeyError(f"unknown results block {key!r}; known: {known}")
     doc = load(name, results)
     return not_measured(name) if doc is None else VIEWS[key](doc)
 

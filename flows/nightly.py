@@ -68,7 +68,10 @@ def _nightly(params: NightlyParams) -> RunSummary:
 
     # Features: the split first, then each stage's features from its own training events.
     data_report = write_data_report(snapshot, dataset, run)
-    split = split_events(snapshot, dataset, run, params.holdout_gap_hours, params.split_cutoff)
+    split = split_events(
+        snapshot, dataset, run, params.holdout(), params.split_cutoff, params.holdout_warn_share
+    )
+    summary = summary.split_by(split)
     features = build_stage_features(snapshot, dataset, run, split)
 
     # Training: tune on the validation transactions, train every candidate, and the champion.
@@ -96,8 +99,9 @@ def _nightly(params: NightlyParams) -> RunSummary:
         champion=champion,
     )
     metrics = evaluated.metrics
+    candidates, config = evaluated.judged(candidates, tuning.config)  # the blend or one alone
     decision = gate(metrics, BLEND, POPULARITY, params.gate, run, evaluated.stored_champion)
-    continued = params.continued_epochs(tuning.config.lightfm.epochs)
+    continued = params.continued_epochs(config.lightfm.epochs)
     document = write_run_metrics(
         metrics_document(
             metrics,
@@ -110,18 +114,19 @@ def _nightly(params: NightlyParams) -> RunSummary:
             continued,
             evaluated.stored_champion,
             not params.hogwild,
+            evaluated.blend_settlement,
         ),
         run,
     )
-    summary = summary.judged(metrics, tuning, decision, data_report.path, not params.hogwild)
-    record = ModelRecord.judged(version, document, BLEND, tuning.config)
+    summary = summary.judged(
+        metrics, config, decision, data_report.path, not params.hogwild, evaluated.blend_settlement
+    )
+    record = ModelRecord.judged(version, document, BLEND, config)
     if not decision.passed:
         refuse(record, candidates[BLEND].vectors, document, summary, snapshot, dataset, run)
 
     # Refit on every event (LightFM continues from the judged model), then publish.
-    final = refit(
-        snapshot.tables["events"], features.final, tuning.config, candidates, continued, context
-    )
+    final = refit(snapshot.tables["events"], features.final, config, candidates, continued, context)
     check = check_refit(candidates[BLEND], final, snapshot, dataset, params.gate, params.seed)
     document = write_run_metrics(document.model_copy(update={"refit_check": check}), run)
     refuse_refit(check, version, document, snapshot, dataset, run)

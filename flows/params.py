@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from flows.ingest import IngestOptions
 from tasks.dataset import DatasetSpec
 from tasks.evaluation.gate import GateParams
+from tasks.features.split import HoldoutRule
 from tasks.ingest.sources.errors import masked_url
 from tasks.publishing.publish import PublishParams
 from tasks.run_context import RunFolder, Snapshot
@@ -74,12 +75,28 @@ class _BeforeTheModels(BaseModel):
         description="share of a table's rows that validation may quarantine; above it the "
         "run stops before training",
     )
-    holdout_gap_hours: float = Field(
-        24.0,
+    holdout_gap_hours: float | None = Field(
+        None,
         ge=0,
         le=24 * 365,
         description="evaluation: a user's training events end this long before their "
-        "held-out transaction (a nightly batch never sees the visit it is judged on)",
+        "held-out transaction (a fixed window; 0 removes nothing); empty (the default): "
+        "only what would give the held-out transaction away, the browsing of its visit "
+        "and earlier events on its product",
+    )
+    visit_gap_minutes: float = Field(
+        30.0,
+        gt=0,
+        le=24 * 60,
+        description="evaluation: a pause longer than this ends a visit (the held-out "
+        "transaction's visit is what the default holdout removes)",
+    )
+    holdout_warn_share: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="evaluation: warn when the holdout removes more than this share of the "
+        "events before the held-out transactions",
     )
     split_cutoff: datetime | None = Field(
         None,
@@ -178,6 +195,12 @@ class NightlyParams(families.settings_model("_WithTheModels", _BeforeTheModels, 
             late_arrival_hours=self.late_arrival_hours,
             max_unjoined_share=self.max_unjoined_share,
             max_quarantine_share=self.max_quarantine_share,
+        )
+
+    def holdout(self) -> HoldoutRule:
+        """What the evaluation split leaves out of training before a held-out transaction."""
+        return HoldoutRule(
+            window_hours=self.holdout_gap_hours, visit_gap_minutes=self.visit_gap_minutes
         )
 
     def training(self, snapshot: Snapshot, dataset: DatasetSpec, run: RunFolder) -> TrainingContext:

@@ -179,6 +179,8 @@ class Split(BaseModel):
     n_test_users: int
     n_test_repeat: int  # latest transaction re-buys a product bought before: not rankable
     n_validation_users: int = 0
+    n_holdout_removed: int = 0  # events before a held-out transaction the holdout rule removed
+    holdout_removed_share: float = 0.0  # ... of all events before the held-out transactions
     rule: str = "latest transaction per user (test), the one before it (validation)"
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
@@ -27,13 +27,14 @@ from tasks.evaluation.metrics import (
     CandidateMetrics,
     bootstrap_means,
 )
+from tasks.evaluation.settle import BlendSettlement, settle, single_blend, tuned_weights
 from tasks.evaluation.stored_champion import StoredChampion, stored_champion_gains
 from tasks.features.interactions import bought_matrix, index_of, instants
 from tasks.publishing.rules import ListRules, ranked_under_rules
 from tasks.publishing.scoring import top_n
 from tasks.run_context import RunFolder, Snapshot, Split, TrainedModel
-from tasks.training.models import Scorer, load_scorer
-from tasks.training.train import BLEND, category_codes
+from tasks.training.models import Scorer, families, load_scorer
+from tasks.training.train import BLEND, POPULARITY, ModelConfig, category_codes
 
 if TYPE_CHECKING:  # (the registry imports the metrics document, which imports the canary)
     from tasks.training.registry import RegistryEntry
@@ -263,10 +264,23 @@ def evaluation_for(
 
 
 class Evaluated(BaseModel):
-    """Every candidate's metrics, and the comparison with the champion's stored model."""
+    """Every candidate's metrics, the comparison with the champion's stored model, and
+    whether the tuned blend or one candidate alone is judged."""
 
     metrics: dict[str, CandidateMetrics]
     stored_champion: StoredChampion | None = None
+    blend_settlement: BlendSettlement | None = None
+    judged_blend: TrainedModel | None = None  # the candidate alone, when it beat the blend
+
+    def judged(
+        self, candidates: dict[str, TrainedModel], config: ModelConfig
+    ) -> tuple[dict[str, TrainedModel], ModelConfig]:
+        """The candidates and model configuration of what was judged: the tuned ones, or
+        with the blend that the test split settled on."""
+        if self.judged_blend is None or self.blend_settlement is None:
+            return candidates, config
+        weights = self.blend_settlement.judged
+        return candidates | {BLEND: self.judged_blend}, config.model_copy(update={"blend": weights})
 
 
 def compare_stored_champion(
@@ -308,15 +322,28 @@ def evaluate_candidates(
     evaluation = evaluation_for(split.train_events, split.test, snapshot, dataset)
     if max_users is not None:
         evaluation = evaluation.sample(max_users, seed)
-    stored = None
-    if champion is not None and BLEND in models:
-        stored = compare_stored_champion(champion, models[BLEND], evaluation, snapshot, run)
     results: dict[str, CandidateMetrics] = {}
     per_user = {"user_id": evaluation.user_ids}
     for name, trained in models.items():
         measured, per_user[name] = evaluation.full(load_scorer(trained.vectors), ks)
         results[name] = CandidateMetrics.model_validate(measured)
-    if BLEND in models:  # what the shop's publishing rules cost the published candidate
+    stored, settlement, judged = None, None, None
+    if BLEND in models:
+        # never worse than one candidate alone (tasks/evaluation/settle.py)
+        # (popularity is the gate's baseline: a blend that loses to it is refused, not replaced)
+        singles = [name for name in families.names() if name in models and name != POPULARITY]
+        settlement = settle(results, singles, tuned_weights(models[BLEND]))
+        if settlement.replaced:
+            judged = single_blend(models, settlement, run.sub("models", "evaluate", "x").parent)
+            models = models | {BLEND: judged}
+            measured, per_user[BLEND] = evaluation.full(load_scorer(judged.vectors), ks)
+            results[BLEND] = CandidateMetrics.model_validate(measured)
+            get_run_logger().warning(settlement.describe())
+        else:
+            get_run_logger().info(settlement.describe())
+        if champion is not None:
+            stored = compare_stored_champion(champion, models[BLEND], evaluation, snapshot, run)
+        # what the shop's publishing rules cost the published candidate
         now = pd.read_parquet(split.train_events, columns=["occurred_at"])["occurred_at"].max()
         rules = compiled_rules(snapshot, dataset, now)
         # informational (the gate does not read it): every rule ranks the blend again
@@ -350,4 +377,6 @@ def evaluate_candidates(
             "are in metrics.json"
         ),
     )
-    return Evaluated(metrics=results, stored_champion=stored)
+    return Evaluated(
+        metrics=results, stored_champion=stored, blend_settlement=settlement, judged_blend=judged
+    )

@@ -16,6 +16,7 @@ from tasks.config_schema import StrictModel
 from tasks.evaluation.canary import RefitCheck
 from tasks.evaluation.gate import GateDecision
 from tasks.evaluation.metrics import CandidateMetrics
+from tasks.evaluation.settle import BlendSettlement
 from tasks.evaluation.stored_champion import StoredChampion
 from tasks.run_context import RunFolder, Snapshot, Split
 from tasks.training.tune import TuningResult
@@ -93,6 +94,12 @@ class SplitRecord(Strict):
     test_users: int
     test_repeat_purchases_not_rankable: int
     train_events: int
+    holdout_removed_events: int = Field(
+        0, description="events before a held-out transaction that the holdout rule removed"
+    )
+    holdout_removed_share: float = Field(
+        0.0, description="... as a share of all events before the held-out transactions"
+    )
 
     @classmethod
     def of(cls, split: Split) -> SplitRecord:
@@ -102,6 +109,8 @@ class SplitRecord(Strict):
             test_users=split.n_test_users,
             test_repeat_purchases_not_rankable=split.n_test_repeat,
             train_events=split.n_train_events,
+            holdout_removed_events=split.n_holdout_removed,
+            holdout_removed_share=split.holdout_removed_share,
         )
 
 
@@ -134,6 +143,11 @@ class MetricsDocument(Strict):
     stored_champion: StoredChampion | None = Field(
         None, description="the challenger against the champion's stored model (gate (b))"
     )
+    blend_settlement: BlendSettlement | None = Field(
+        None,
+        description="the tuned blend against each candidate alone on the test users; when "
+        "one alone was better, it is what was judged",
+    )
 
     def to_json(self) -> str:
         """The file's text: keys by their on-disk names; `already_published` only on a
@@ -157,6 +171,7 @@ def metrics_document(
     continued_epochs: int | None = None,
     stored_champion: StoredChampion | None = None,
     deterministic: bool | None = None,
+    blend_settlement: BlendSettlement | None = None,
 ) -> MetricsDocument:
     """trigger: why the run was started (None for scheduled and hand-started runs);
     continued_epochs: the refit's LightFM epochs from the evaluated model (None: from
@@ -178,6 +193,7 @@ def metrics_document(
         run_id=run.run_id,
         trigger=trigger,
         stored_champion=stored_champion,
+        blend_settlement=blend_settlement,
     )
 
 

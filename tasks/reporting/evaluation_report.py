@@ -189,6 +189,11 @@ def write_evaluation_report(
             else []
         ),
         "<h2>Candidates</h2>",
+        *(
+            [f"<p>{html.escape(document.blend_settlement.describe())}.</p>"]
+            if document.blend_settlement
+            else []
+        ),
         html_table(
             [
                 {"candidate": name}

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from tasks.evaluation.gate import GateDecision
 from tasks.evaluation.metrics import CandidateMetrics
 from tasks.evaluation.run_report import MetricsDocument
+from tasks.evaluation.settle import BlendSettlement
 from tasks.publishing.publish import Publication
-from tasks.run_context import RunFolder, Snapshot
-from tasks.training.tune import TuningResult
+from tasks.run_context import RunFolder, Snapshot, Split
+from tasks.training.train import ModelConfig
 from tasks.validation.validate import ValidationReport
 
 
@@ -30,11 +31,15 @@ class RunSummary(BaseModel):
     ignored_event_types: dict[str, int] = {}
     metrics: dict[str, CandidateMetrics]
     chosen_blend: dict[str, float] = {}
+    blend_settlement: str | None = None  # the tuned blend against each candidate alone
     reason: str | None = None
     gate_passed: bool
     gate_reasons: list[str]
     gate_relaxed: list[str] = []  # gate settings weaker than the defaults
     deterministic: bool | None = None  # training repeatable (None: not trained)
+    split_rule: str | None = None  # how the evaluation split held transactions out
+    holdout_removed: int = 0  # events before a held-out transaction the rule removed
+    holdout_removed_share: float | None = None  # ... of those before the held-out ones
     published_version: str | None = None
     published_path: Path | None = None
     users_per_tier: dict[str, int] = {}
@@ -69,13 +74,22 @@ class RunSummary(BaseModel):
             lines.append(
                 f"event types ignored (no weight in dataset.toml): {self.ignored_event_types}"
             )
+        if self.split_rule:
+            lines.append(f"split: {self.split_rule}")
+        if self.holdout_removed_share is not None:
+            lines.append(
+                f"holdout: {self.holdout_removed:,} training events removed, "
+                f"{self.holdout_removed_share:.1%} of those before the held-out transactions"
+            )
         for name, m in self.metrics.items():
             lines.append(
                 f"{name:>22}: NDCG@10 {m.ndcg_at_10:.4f}  HR@10 {m.hr_at_10:.4f}  "
                 f"precision@10 {m.precision_at_10:.4f}  recall@10 {m.recall_at_10:.4f}"
             )
         if self.chosen_blend:
-            lines.append(f"blend (tuned on the validation transaction): {self.chosen_blend}")
+            lines.append(f"blend judged: {self.chosen_blend}")
+        if self.blend_settlement:
+            lines.append(f"  ({self.blend_settlement})")
         if self.deterministic is not None:
             lines.append(
                 "training: repeatable (the same inputs publish the same lists)"
@@ -126,19 +140,31 @@ class RunSummary(BaseModel):
             gate_reasons=[],
         )
 
+    def split_by(self, split: Split) -> RunSummary:
+        """With the evaluation split's rule and what its holdout removed."""
+        return self.model_copy(
+            update={
+                "split_rule": split.rule,
+                "holdout_removed": split.n_holdout_removed,
+                "holdout_removed_share": split.holdout_removed_share,
+            }
+        )
+
     def judged(
         self,
         metrics: dict[str, CandidateMetrics],
-        tuning: TuningResult,
+        config: ModelConfig,
         decision: GateDecision,
         data_report: Path,
         deterministic: bool | None = None,
+        settlement: BlendSettlement | None = None,
     ) -> RunSummary:
-        """With every candidate's metrics, the chosen blend and the gate's decision."""
+        """With every candidate's metrics, the blend judged and the gate's decision."""
         return self.model_copy(
             update={
                 "metrics": metrics,
-                "chosen_blend": tuning.config.blend,
+                "chosen_blend": config.blend,
+                "blend_settlement": settlement.describe() if settlement else None,
                 "gate_passed": decision.passed,
                 "gate_reasons": decision.reasons,
                 "gate_relaxed": decision.relaxed,
@@ -167,7 +193,16 @@ class RunSummary(BaseModel):
             update={
                 "already_published": True,
                 "metrics": document.candidates,
-                "chosen_blend": document.tuning.chosen.get("blend", {}) if document.tuning else {},
+                "chosen_blend": (
+                    document.blend_settlement.judged
+                    if document.blend_settlement
+                    else document.tuning.chosen.get("blend", {})
+                    if document.tuning
+                    else {}
+                ),
+                "blend_settlement": (
+                    document.blend_settlement.describe() if document.blend_settlement else None
+                ),
                 "gate_passed": document.gate.passed,
                 "gate_reasons": document.gate.reasons,
                 "gate_relaxed": document.gate.relaxed,

@@ -2,9 +2,10 @@
 
 The candidates are the registered model families (tasks/training/models/families.py), all
 scored by the same exact top-N selector (tasks/training/models/__init__.py), and `blend`:
-their weighted sum (weights tuned on the validation transaction), always including
-`lightfm_hybrid`, which serves users with no history from their features. The tiers of the
-published lists fall back on the hybrid and on `popularity`, the gate's baseline.
+their weighted sum (weights tuned on the validation transaction; a candidate alone is one
+of the weightings). The blend always keeps `lightfm_hybrid`, which serves users with no
+history from their features, and `popularity`, the gate's baseline, at weight 0 when they
+are not weighted: the tiers of the published lists fall back on them.
 """
 
 from __future__ import annotations
@@ -225,7 +226,12 @@ def fit_candidate(
 def blend_members(config: ModelConfig) -> dict[str, float]:
     """The blend's components and their weights: the weighted ones, and the tiers'
     fallbacks (the hybrid serves cold users, popularity everyone else) at weight 0."""
-    weighted = {name: w for name, w in config.blend.items() if w > 0}
+    return members_of(config.blend)
+
+
+def members_of(weights: dict[str, float]) -> dict[str, float]:
+    """`blend_members` of a weighting."""
+    weighted = {name: w for name, w in weights.items() if w > 0}
     return weighted | {name: 0.0 for name in TIER_FALLBACKS if name not in weighted}
 
 

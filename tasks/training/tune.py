@@ -300,11 +300,12 @@ def blend_candidates(base: dict[str, float], trials: int, seed: int) -> list[dic
 
 
 def coordinate_moves(best: dict[str, float]) -> list[dict[str, float]]:
-    """Every weighting that changes one component's weight of `best` (the hybrid stays at 1):
-    one round of coordinate search, scored in one batch."""
+    """Every weighting that changes one component's weight of `best` (the hybrid, when it
+    counts, stays at 1: weights are relative): one round of coordinate search, scored in
+    one batch."""
     moves = []
     for name in families.names():
-        if name == HYBRID:
+        if name == HYBRID and best.get(HYBRID, 0) > 0:
             continue
         for grid in ParameterGrid({name: sorted(set(BLEND_WEIGHTS))}):
             candidate = {k: v for k, v in (best | grid).items() if v > 0}
@@ -542,11 +543,11 @@ def search_alone(
 def _eligible(
     weightings: list[dict[str, float]], coverage: np.ndarray, min_coverage: float
 ) -> np.ndarray:
-    """The weightings with the hybrid and, if any can, the catalogue coverage the gate asks
-    for."""
-    hybrid = np.array([weights.get(HYBRID, 0) > 0 for weights in weightings])
-    covered = hybrid & (coverage >= min_coverage)
-    return covered if covered.any() else hybrid
+    """The weightings with, if any can, the catalogue coverage the gate asks for. Every
+    candidate alone is among them, so the blend chosen is never below the best single
+    candidate on validation; without the hybrid, it still serves cold users by the tiers."""
+    covered = coverage >= min_coverage
+    return covered if covered.any() else np.ones(len(weightings), dtype=bool)
 
 
 @dataclass

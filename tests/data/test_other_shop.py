@@ -106,6 +106,10 @@ def test_bookshop_runs_end_to_end_without_code_change(bookshop, tmp_path, monkey
     )
     assert summary.counts == {"users": 400, "products": 150, "events": 9_000}
     assert summary.ignored_event_types == {"rate": int((events["event_type"] == "rate").sum())}
+    # The default holdout measures the bookshop's visits instead of assuming a day: readers
+    # act once every few days, so almost nothing before a held-out borrow is removed.
+    assert summary.split_rule and "visit" in summary.split_rule
+    assert summary.holdout_removed_share is not None and summary.holdout_removed_share < 0.10
 
     recs = pd.read_parquet(summary.published_path)
     assert set(recs["user_id"]) == set(readers["user_id"])

@@ -10,7 +10,7 @@ import pandas as pd
 
 from tasks.dataset import DatasetSpec
 from tasks.features.behaviour import product_behaviour, user_behaviour
-from tasks.features.split import split_latest_transaction
+from tasks.features.split import HoldoutRule, split_latest_transaction
 
 DATASET = DatasetSpec.from_toml(Path(__file__).resolve().parents[2] / "dataset.toml")
 
@@ -38,7 +38,8 @@ def last_categories(features: pd.DataFrame, users: pd.Series) -> pd.Series:
 def test_evaluation_features_never_see_the_held_out_purchase(tiny_store_db):
     tables = tiny_tables(tiny_store_db)
     users, products, events = tables["users"], tables["products"], tables["events"]
-    train, test = split_latest_transaction(events, ["purchase"], gap_hours=24)
+    held = split_latest_transaction(events, ["purchase"], HoldoutRule(window_hours=24))
+    train, test = held.train, held.test
     category = products.set_index("product_id")["category"]
 
     honest = last_categories(
@@ -73,7 +74,7 @@ def test_evaluation_features_never_see_the_held_out_purchase(tiny_store_db):
     tampered = events.copy()
     future = (tampered["occurred_at"] >= cutoff).to_numpy()
     tampered.loc[future, "product_id"] = products["product_id"].iloc[0]
-    tampered_train, _ = split_latest_transaction(tampered, ["purchase"], gap_hours=24)
+    tampered_train = split_latest_transaction(tampered, ["purchase"], HoldoutRule(24)).train
     pd.testing.assert_frame_equal(
         user_behaviour(tampered_train, users["user_id"], products, DATASET),
         user_behaviour(train, users["user_id"], products, DATASET),
