@@ -63,10 +63,12 @@ format: $(STAMP)
 
 # The suite runs on TEST_WORKERS processes (pytest-xdist; each has its own Prefect test
 # server and temporary data roots): most tests wait on Prefect and subprocesses, not CPU.
+# The longest tests start first (tests/conftest.py) and an idle worker steals queued tests
+# from a busy one (worksteal), so neither ends alone with a long tail.
 TEST_WORKERS ?= 2
 
 test: lint chromium
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The page tests open reports and Data Docs in headless Chromium (Debian's package): install
 # it when missing (CI runs as root on Debian; the package lists are fetched only if needed).

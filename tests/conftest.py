@@ -105,9 +105,12 @@ def raw_store_tables(db_path: Path) -> dict:
 LONGEST_FIRST = (
     "tests/pipeline/test_docs.py::test_every_documented_command_runs",
     "tests/pipeline/test_reproducibility.py::",
+    "tests/pipeline/test_reruns.py::",
     "tests/pipeline/test_prefect_server.py::",
     "tests/model/test_model_quality.py::",
+    "tests/pipeline/test_publication_safety.py::",
     "tests/pipeline/test_monitoring_scenarios.py::",
+    "tests/pipeline/test_faults.py::",
 )
 
 

@@ -83,6 +83,9 @@ def leaking(
     """(before, leak): boolean masks over `events`. `before`: the event precedes its
     user's held-out transaction (users without one: False). `leak`: of those, what
     `rule` leaves out because it would give the held-out transaction away."""
+    if held_out.empty:  # no one has a held-out transaction (a validation split can be empty)
+        nothing = np.zeros(len(events), dtype=bool)
+        return nothing, nothing
     held = held_out.set_index("user_id")
     at = events["user_id"].map(held["occurred_at"])
     when = events["occurred_at"]

@@ -107,6 +107,11 @@ def test_the_default_holdout_removes_the_held_out_visits_browsing_and_nothing_el
     )
     assert longer.removed == 5  # a's 09:00 view of p9 joins the visit
 
+    # no transaction at all (a validation split can be empty): nothing held out or removed
+    browsing = events[events["event_type"] == "view"]
+    nothing = split_latest_transaction(browsing, ["purchase"])
+    assert (len(nothing.train), len(nothing.test), nothing.removed) == (len(browsing), 0, 0)
+
     # the run says what the holdout removed, and warns above the threshold
     level, message = holdout_report(held, HoldoutRule(), warn_share=0.10)
     assert level == logging.WARNING and "removed 4 of the 11 events" in message
